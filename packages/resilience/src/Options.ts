@@ -1,0 +1,59 @@
+/**
+ * What every policy's options have in common: durations written the way
+ * Effect users write them, and one typed error for options that make no
+ * sense, raised when the policy (or its layer) is built.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import * as Schema from "effect/Schema"
+import * as internal from "./internal/schemas.js"
+
+/**
+ * A policy was given an option that makes no sense (a negative duration,
+ * `maxAttempts < 1`, a ratio above 1). Raised when the policy or its layer is
+ * built, never at call time; `field` is the path of the offending option.
+ *
+ * @example
+ * ```ts
+ * import * as Retry from "@breakwater/resilience/Retry"
+ * import * as Effect from "effect/Effect"
+ *
+ * const program = Retry.make({ dependency: "payments", maxAttempts: 0 }).pipe(
+ *   Effect.catchTag("InvalidOptionsError", (error) => Effect.succeed(error.field)) // "maxAttempts"
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class InvalidOptionsError extends Schema.TaggedError<InvalidOptionsError>(
+  "@breakwater/resilience/InvalidOptionsError"
+)("InvalidOptionsError", {
+  policy: Schema.String,
+  dependency: Schema.String,
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.policy} "${this.dependency}": invalid option "${this.field}": ${this.reason}`
+  }
+}
+
+/**
+ * A duration given as milliseconds, a string such as `"5 seconds"`, or a
+ * `Duration`; negative values are rejected (Effect would clamp them to zero).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const NonNegativeDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> =
+  internal.NonNegativeDuration
+
+/**
+ * Like `NonNegativeDuration`, and zero is rejected too.
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const PositiveDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = internal.PositiveDuration

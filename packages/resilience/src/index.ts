@@ -1,0 +1,18 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as Options from "./Options.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Retryable from "./Retryable.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Timeout from "./Timeout.js"

@@ -1,0 +1,141 @@
+import type * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import type * as FiberRefs from "effect/FiberRefs"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
+import type * as RuntimeFlags from "effect/RuntimeFlags"
+import type * as Scope from "effect/Scope"
+import type * as Timeout from "../Timeout.js"
+import { defaultLimits, Options, TimeoutError } from "../Timeout.js"
+import * as Deadlines from "./deadlines.js"
+import { fromConfig } from "./layers.js"
+import * as Metrics from "./metrics.js"
+import type { InvalidOptionsError } from "../Options.js"
+import { decode } from "./options.js"
+import { policyTag } from "./tags.js"
+
+/** @internal */
+export const tag = <const Dependency extends string, const P extends Timeout.Phase = "total">(
+  dependency: Dependency,
+  phase?: P
+) => policyTag<Timeout.TimeoutFor<Dependency, P>, Timeout.Timeout>("Timeout", dependency, phase ?? "total")
+
+const runtimeFlagsOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): RuntimeFlags.RuntimeFlags => {
+  // `FiberRuntime` keeps its flags in `currentRuntimeFlags`; the public
+  // `RuntimeFiber` interface does not list it.
+  const flags = (fiber as unknown as { readonly currentRuntimeFlags?: RuntimeFlags.RuntimeFlags }).currentRuntimeFlags
+  return flags === undefined ? Runtime.defaultRuntimeFlags : flags
+}
+
+/**
+ * Runs `self` in a fiber that starts at once on the caller's stack, so a call
+ * that completes without suspending never yields to the scheduler, never arms
+ * a timer and costs one fiber allocation. A call that suspends registers its
+ * deadline with the policy's `DeadlineQueue`, whose single timer fiber
+ * interrupts it on expiry; the caller waits for the interrupted fiber to
+ * finish its finalizers, then fails with `TimeoutError`.
+ *
+ * Effect.timeout, by contrast, forks the work and a sleeping fiber per call and
+ * races them, which always goes through the scheduler.
+ *
+ * @internal
+ */
+const makeApply = (
+  queue: Deadlines.DeadlineQueue,
+  limitMillis: number,
+  onTimeout: () => TimeoutError
+) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
+  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent) => {
+    const startedAt = queue.now()
+    let initialRefs: FiberRefs.FiberRefs | undefined
+    const child = Runtime.runFork(
+      Runtime.make({
+        context: parent.currentContext as any,
+        fiberRefs: parent.getFiberRefs(),
+        runtimeFlags: runtimeFlagsOf(parent)
+      }),
+      self,
+      {
+        updateRefs: (refs) => {
+          initialRefs = refs
+          return refs
+        }
+      }
+    )
+    const settle = (exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
+      child.getFiberRefs() === initialRefs ? exit : Effect.zipRight(Fiber.inheritAll(child), exit)
+
+    const done = child.unsafePoll()
+    if (done !== null) return settle(done)
+
+    let timedOut = false
+    const deadline = queue.add(startedAt + limitMillis, () => {
+      timedOut = true
+      child.unsafeInterruptAsFork(parent.id())
+    })
+    return Effect.flatMap(
+      Effect.onInterrupt(Fiber.await(child), () => {
+        queue.remove(deadline)
+        return Fiber.interrupt(child)
+      }),
+      (exit): Effect.Effect<A, E | TimeoutError> => {
+        queue.remove(deadline)
+        return timedOut ? Effect.fail(onTimeout()) : settle(exit)
+      }
+    )
+  })
+
+/** @internal */
+export const make = (input: Timeout.Input): Effect.Effect<Timeout.Timeout, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const options = yield* decode("Timeout", Options, input)
+    const limit = options.limit ?? defaultLimits[options.phase]
+    const clock = yield* Effect.clock
+    const queue = yield* Deadlines.make(clock)
+    const labels = Metrics.labels(options.dependency)
+    const error = new TimeoutError({ dependency: options.dependency, phase: options.phase, limit })
+    const apply = makeApply(queue, Duration.toMillis(limit), () => {
+      Metrics.timeouts.unsafeUpdate(1, labels)
+      return error
+    })
+    return { dependency: options.dependency, phase: options.phase, limit, apply }
+  })
+
+/** @internal */
+export const timeout = dual<
+  (policy: Timeout.Timeout) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>,
+  <A, E, R>(self: Effect.Effect<A, E, R>, policy: Timeout.Timeout) => Effect.Effect<A, E | TimeoutError, R>
+>(2, (self, policy) => policy.apply(self))
+
+/** @internal */
+export const protect = <const Dependency extends string, const P extends Timeout.Phase = "total">(
+  dependency: Dependency,
+  phase?: P
+) => {
+  const service = tag(dependency, phase)
+  return <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | TimeoutError, R | Timeout.TimeoutFor<Dependency, P>> =>
+    Effect.flatMap(service, (policy) => policy.apply(self))
+}
+
+/** @internal */
+export const layer = (input: Timeout.Input): Layer.Layer<any, InvalidOptionsError> =>
+  Layer.scoped(tag(input.dependency, input.phase ?? "total"), make(input))
+
+/** @internal */
+export const layerConfig = <const Dependency extends string, const P extends Timeout.Phase>(
+  dependency: Dependency,
+  phase: P,
+  config: Config.Config.Wrap<Omit<Timeout.Input, "dependency" | "phase">>
+) =>
+  fromConfig(
+    tag(dependency, phase),
+    config,
+    (input: Omit<Timeout.Input, "dependency" | "phase">) => make({ ...input, dependency, phase })
+  )
