@@ -16,3 +16,18 @@ export * as Retryable from "./Retryable.js"
  * @since 0.1.0
  */
 export * as Timeout from "./Timeout.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Backoff from "./Backoff.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Retry from "./Retry.js"

@@ -1,0 +1,181 @@
+import type * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type * as Bulkhead from "../Bulkhead.js"
+import { BulkheadFullError, Options } from "../Bulkhead.js"
+import type { InvalidOptionsError } from "../Options.js"
+import * as Deadlines from "./deadlines.js"
+import { fromConfig } from "./layers.js"
+import * as Metrics from "./metrics.js"
+import { decode } from "./options.js"
+import { policyTag } from "./tags.js"
+
+/** @internal */
+export const tag = <const Dependency extends string>(dependency: Dependency) =>
+  policyTag<Bulkhead.BulkheadFor<Dependency>, Bulkhead.Bulkhead>("Bulkhead", dependency)
+
+interface Waiter {
+  state: "waiting" | "granted" | "expired"
+  resume: ((effect: Effect.Effect<void, BulkheadFullError>) => void) | undefined
+  deadline: Deadlines.Deadline | undefined
+  prev: Waiter | undefined
+  next: Waiter | undefined
+}
+
+/** @internal */
+export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const options = yield* decode("Bulkhead", Options, input)
+    const { dependency, maxConcurrent, maxQueued } = options
+    const maxWaitMillis = Duration.toMillis(options.maxWait)
+    const waits = maxWaitMillis > 0 && maxQueued > 0
+    const timed = waits && Number.isFinite(maxWaitMillis)
+    const deadlines = timed ? yield* Deadlines.make(yield* Effect.clock) : undefined
+    const labels = Metrics.labels(dependency)
+
+    let available = maxConcurrent
+    let queued = 0
+    let head: Waiter | undefined
+    let tail: Waiter | undefined
+
+    const errors = {
+      "max-concurrent": new BulkheadFullError({ dependency, limit: "max-concurrent", maxConcurrent, maxQueued, maxWait: options.maxWait }),
+      "queue-full": new BulkheadFullError({ dependency, limit: "queue-full", maxConcurrent, maxQueued, maxWait: options.maxWait }),
+      "max-wait": new BulkheadFullError({ dependency, limit: "max-wait", maxConcurrent, maxQueued, maxWait: options.maxWait })
+    } as const
+    const rejections = {
+      "max-concurrent": Effect.fail(errors["max-concurrent"]),
+      "queue-full": Effect.fail(errors["queue-full"]),
+      "max-wait": Effect.fail(errors["max-wait"])
+    } as const
+
+    const reportInFlight = () => Metrics.bulkheadInFlight.unsafeUpdate(maxConcurrent - available, labels)
+    const reportQueued = () => Metrics.bulkheadQueued.unsafeUpdate(queued, labels)
+
+    const unlink = (waiter: Waiter): void => {
+      if (waiter.prev) waiter.prev.next = waiter.next
+      else head = waiter.next
+      if (waiter.next) waiter.next.prev = waiter.prev
+      else tail = waiter.prev
+      waiter.prev = undefined
+      waiter.next = undefined
+      queued--
+      if (waiter.deadline !== undefined) deadlines!.remove(waiter.deadline)
+      reportQueued()
+    }
+
+    // Hands the permit straight to the longest waiter, if any (no barging:
+    // new callers queue behind waiters), else returns it to the pool.
+    const release = (): void => {
+      const next = head
+      if (next === undefined) {
+        available++
+        reportInFlight()
+        return
+      }
+      unlink(next)
+      next.state = "granted"
+      const resume = next.resume!
+      next.resume = undefined
+      resume(Effect.void)
+    }
+    const releaseEffect = Effect.sync(release)
+
+    const enqueue = (): Waiter => {
+      const waiter: Waiter = { state: "waiting", resume: undefined, deadline: undefined, prev: tail, next: undefined }
+      if (tail) tail.next = waiter
+      else head = waiter
+      tail = waiter
+      queued++
+      reportQueued()
+      if (deadlines !== undefined) {
+        waiter.deadline = deadlines.add(deadlines.now() + maxWaitMillis, () => {
+          if (waiter.state !== "waiting") return
+          waiter.deadline = undefined
+          unlink(waiter)
+          waiter.state = "expired"
+          Metrics.bulkheadRejected.unsafeUpdate(1, labels)
+          const resume = waiter.resume
+          waiter.resume = undefined
+          resume?.(rejections["max-wait"])
+        })
+      }
+      return waiter
+    }
+
+    const wait = (waiter: Waiter): Effect.Effect<void, BulkheadFullError> =>
+      Effect.async<void, BulkheadFullError>((resume) => {
+        if (waiter.state === "granted") return resume(Effect.void)
+        if (waiter.state === "expired") return resume(rejections["max-wait"])
+        waiter.resume = resume
+      })
+
+    // Runs when a queued call ends, however it ends: a permit that was handed
+    // over is given back (or on to the next waiter); a waiter still queued
+    // leaves the queue.
+    const leave = (waiter: Waiter) =>
+      Effect.sync(() => {
+        if (waiter.state === "granted") {
+          waiter.state = "expired"
+          release()
+        } else if (waiter.state === "waiting") {
+          waiter.state = "expired"
+          unlink(waiter)
+        }
+      })
+
+    const reject = (limit: "max-concurrent" | "queue-full") => {
+      Metrics.bulkheadRejected.unsafeUpdate(1, labels)
+      return rejections[limit]
+    }
+
+    const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
+      Effect.uninterruptibleMask((restore) => {
+        if (available > 0 && queued === 0) {
+          available--
+          reportInFlight()
+          return Effect.ensuring(restore(self), releaseEffect)
+        }
+        if (!waits) return reject("max-concurrent")
+        if (queued >= maxQueued) return reject("queue-full")
+        const waiter = enqueue()
+        return Effect.ensuring(Effect.zipRight(restore(wait(waiter)), restore(self)), leave(waiter))
+      })
+
+    const unsafeStats = (): Bulkhead.Stats => ({ inFlight: maxConcurrent - available, queued, available })
+    const policy: Bulkhead.Bulkhead = { dependency, options, apply, stats: Effect.sync(unsafeStats), unsafeStats }
+    return policy
+  })
+
+/** @internal */
+export const bulkhead = dual<
+  (policy: Bulkhead.Bulkhead) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>,
+  <A, E, R>(self: Effect.Effect<A, E, R>, policy: Bulkhead.Bulkhead) => Effect.Effect<A, E | BulkheadFullError, R>
+>(2, (self, policy) => policy.apply(self))
+
+/** @internal */
+export const protect = <const Dependency extends string>(dependency: Dependency) => {
+  const service = tag(dependency)
+  return <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | BulkheadFullError, R | Bulkhead.BulkheadFor<Dependency>> =>
+    Effect.flatMap(service, (policy) => policy.apply(self))
+}
+
+/** @internal */
+export const layer = (input: Bulkhead.Input): Layer.Layer<any, InvalidOptionsError> =>
+  Layer.scoped(tag(input.dependency), make(input))
+
+/** @internal */
+export const layerConfig = <const Dependency extends string>(
+  dependency: Dependency,
+  config: Config.Config.Wrap<Omit<Bulkhead.Input, "dependency">>
+) =>
+  fromConfig(
+    tag(dependency),
+    config,
+    (input: Omit<Bulkhead.Input, "dependency">) => make({ ...input, dependency })
+  )
