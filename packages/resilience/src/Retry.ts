@@ -24,6 +24,7 @@ import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -160,7 +161,10 @@ export interface Retry {
   readonly dependency: string
   readonly options: Options
   readonly apply: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Every event of this policy from the moment the stream is run. */
   readonly events: Stream.Stream<RetryEvent>
+  /** Subscribes now: events published after this returns are in the queue. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<RetryEvent>, never, Scope.Scope>
   readonly budget: BudgetState | undefined
 }
 

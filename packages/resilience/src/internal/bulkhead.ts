@@ -9,7 +9,7 @@ import { BulkheadFullError, Options } from "../Bulkhead.js"
 import type { InvalidOptionsError } from "../Options.js"
 import * as Deadlines from "./deadlines.js"
 import { fromConfig } from "./layers.js"
-import * as Metrics from "./metrics.js"
+import * as Metrics from "../Metrics.js"
 import { decode } from "./options.js"
 import { policyTag } from "./tags.js"
 

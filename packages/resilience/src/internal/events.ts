@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
@@ -13,6 +14,7 @@ import * as Stream from "effect/Stream"
 export interface Hub<A> {
   readonly emit: (event: A) => void
   readonly stream: Stream.Stream<A>
+  readonly subscribe: Effect.Effect<Queue.Dequeue<A>, never, Scope.Scope>
 }
 
 /** @internal */
@@ -26,6 +28,7 @@ export const make = <A>(): Effect.Effect<Hub<A>, never, Scope.Scope> =>
       emit: (event) => {
         pubsub.unsafeOffer(event)
       },
-      stream: Stream.fromPubSub(pubsub)
+      stream: Stream.fromPubSub(pubsub),
+      subscribe: PubSub.subscribe(pubsub)
     })
   )

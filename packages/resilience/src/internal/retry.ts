@@ -16,7 +16,7 @@ import * as BackoffInternal from "./backoff.js"
 import { RetryBudget } from "./budget.js"
 import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
-import * as Metrics from "./metrics.js"
+import * as Metrics from "../Metrics.js"
 import { decode } from "./options.js"
 import { policyTag } from "./tags.js"
 
@@ -111,7 +111,14 @@ export const make = (input: Retry.Input): Effect.Effect<Retry.Retry, InvalidOpti
         return Effect.catchAll(self, (error) => afterFailure(self, 1, schedule.initial, error))
       })
 
-    const policy: Retry.Retry = { dependency, options, apply, events: hub.stream, budget }
+    const policy: Retry.Retry = {
+      dependency,
+      options,
+      apply,
+      events: hub.stream,
+      subscribe: hub.subscribe,
+      budget
+    }
     return policy
   })
 

@@ -1,0 +1,189 @@
+import * as Bulkhead from "@breakwater/resilience/Bulkhead"
+import * as Metrics from "@breakwater/resilience/Metrics"
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Random from "effect/Random"
+import * as Supervisor from "effect/Supervisor"
+import * as TestClock from "effect/TestClock"
+
+const hold = <A>(latch: Deferred.Deferred<void>, value: A) => Effect.as(Deferred.await(latch), value)
+
+describe("Bulkhead", () => {
+  it.scoped("admits at most maxConcurrent calls; the others wait in FIFO order", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 2, maxWait: "1 minute", maxQueued: 10 })
+      const latch = yield* Deferred.make<void>()
+      const order: Array<number> = []
+      const fibers = yield* Effect.forEach([1, 2, 3, 4, 5], (n) =>
+        Effect.fork(bulkhead.apply(Effect.zipRight(Effect.sync(() => order.push(n)), hold(latch, n)))))
+      yield* Effect.yieldNow()
+      expect(order).toStrictEqual([1, 2])
+      expect(bulkhead.unsafeStats()).toStrictEqual({ inFlight: 2, queued: 3, available: 0 })
+      yield* Deferred.succeed(latch, void 0)
+      expect(yield* Fiber.join(Fiber.all(fibers))).toStrictEqual([1, 2, 3, 4, 5])
+      expect(order).toStrictEqual([1, 2, 3, 4, 5])
+      expect(bulkhead.unsafeStats()).toStrictEqual({ inFlight: 0, queued: 0, available: 2 })
+    }))
+
+  it.scoped("maxWait 0 rejects at once when no permit is free", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 1, maxWait: 0 })
+      const latch = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(bulkhead.apply(hold(latch, 1)))
+      yield* Effect.yieldNow()
+      const error = yield* Effect.flip(bulkhead.apply(Effect.succeed(2)))
+      expect(error).toBeInstanceOf(Bulkhead.BulkheadFullError)
+      expect(error.limit).toBe("max-concurrent")
+      yield* Deferred.succeed(latch, void 0)
+      expect(yield* Fiber.join(first)).toBe(1)
+    }))
+
+  it.scoped("a full queue rejects with queue-full", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 1, maxQueued: 2 })
+      const latch = yield* Deferred.make<void>()
+      yield* Effect.forEach([1, 2, 3], (n) => Effect.fork(bulkhead.apply(hold(latch, n))))
+      yield* Effect.yieldNow()
+      const error = yield* Effect.flip(bulkhead.apply(Effect.succeed(4)))
+      expect(error.limit).toBe("queue-full")
+      expect(error.message).toBe("reports: bulkhead queue full (2 callers waiting)")
+    }))
+
+  it.scoped("a waiter gives up after maxWait with max-wait, and leaves the queue", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 1, maxWait: "5 seconds" })
+      const latch = yield* Deferred.make<void>()
+      yield* Effect.fork(bulkhead.apply(hold(latch, 1)))
+      const waiter = yield* Effect.fork(Effect.flip(bulkhead.apply(Effect.succeed(2))))
+      yield* TestClock.adjust("4999 millis")
+      expect(waiter.unsafePoll()).toBeNull()
+      expect(bulkhead.unsafeStats().queued).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(waiter)
+      expect(error.limit).toBe("max-wait")
+      expect(bulkhead.unsafeStats()).toStrictEqual({ inFlight: 1, queued: 0, available: 0 })
+    }))
+
+  it.scoped("releases the permit on failure, defect and interruption", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 1, maxWait: 0 })
+      yield* Effect.exit(bulkhead.apply(Effect.fail("boom")))
+      yield* Effect.exit(bulkhead.apply(Effect.die("boom")))
+      const running = yield* Effect.fork(bulkhead.apply(Effect.never))
+      yield* Effect.yieldNow()
+      expect(bulkhead.unsafeStats().inFlight).toBe(1)
+      yield* Fiber.interrupt(running)
+      expect(bulkhead.unsafeStats()).toStrictEqual({ inFlight: 0, queued: 0, available: 1 })
+      expect(yield* bulkhead.apply(Effect.succeed("free"))).toBe("free")
+    }))
+
+  it.scoped("an interrupted waiter leaves the queue; the next waiter gets the permit", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 1, maxWait: "1 minute" })
+      const latch = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(bulkhead.apply(hold(latch, 1)))
+      const second = yield* Effect.fork(bulkhead.apply(Effect.succeed(2)))
+      const third = yield* Effect.fork(bulkhead.apply(Effect.succeed(3)))
+      yield* Effect.yieldNow()
+      expect(bulkhead.unsafeStats().queued).toBe(2)
+      yield* Fiber.interrupt(second)
+      expect(bulkhead.unsafeStats().queued).toBe(1)
+      yield* Deferred.succeed(latch, void 0)
+      expect(yield* Fiber.join(first)).toBe(1)
+      expect(yield* Fiber.join(third)).toBe(3)
+      expect(bulkhead.unsafeStats()).toStrictEqual({ inFlight: 0, queued: 0, available: 1 })
+    }))
+
+  it.scoped("a free permit runs the call synchronously and forks no fiber", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 1 })
+      // runSync throws if anything suspends.
+      expect(Effect.runSync(bulkhead.apply(Effect.succeed(1)))).toBe(1)
+      const supervisor = yield* Supervisor.track
+      yield* Effect.supervised(bulkhead.apply(Effect.succeed(1)), supervisor)
+      expect(yield* supervisor.value).toStrictEqual([])
+    }))
+
+  it.scoped("records in-flight, queued and rejected metrics per dependency", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ dependency: "metered", maxConcurrent: 1, maxQueued: 1 })
+      const latch = yield* Deferred.make<void>()
+      yield* Effect.fork(bulkhead.apply(hold(latch, 1)))
+      yield* Effect.fork(bulkhead.apply(hold(latch, 2)))
+      yield* Effect.yieldNow()
+      yield* Effect.exit(bulkhead.apply(Effect.void))
+      const tagged = <T extends Metric.Metric<any, any, any>>(metric: T) => Metric.tagged(metric, "dependency", "metered")
+      expect((yield* Metric.value(tagged(Metrics.bulkheadInFlight))).value).toBe(1)
+      expect((yield* Metric.value(tagged(Metrics.bulkheadQueued))).value).toBe(1)
+      expect((yield* Metric.value(tagged(Metrics.bulkheadRejected))).count).toBe(1)
+    }))
+
+  it.effect("invalid options fail with the field named", () =>
+    Effect.gen(function*() {
+      const fieldOf = (input: Bulkhead.Input) =>
+        Effect.flip(Effect.scoped(Bulkhead.make(input))).pipe(Effect.map((e) => e.field))
+      expect(yield* fieldOf({ dependency: "x", maxConcurrent: 0 })).toBe("maxConcurrent")
+      expect(yield* fieldOf({ dependency: "x", maxQueued: -1 })).toBe("maxQueued")
+      expect(yield* fieldOf({ dependency: "x", maxWait: -5 })).toBe("maxWait")
+      expect(yield* fieldOf({ dependency: "x", maxWait: "soon" as Duration.DurationInput })).toBe("maxWait")
+    }))
+
+  it.scoped("thousands of fibers interrupted at random points never exceed the limit and leak no permit", () =>
+    Effect.gen(function*() {
+      const maxConcurrent = 8
+      const bulkhead = yield* Bulkhead.make({
+        dependency: "stress",
+        maxConcurrent,
+        maxWait: "50 millis",
+        maxQueued: 200
+      })
+      let inside = 0
+      let peak = 0
+      let completed = 0
+      const work = Effect.gen(function*() {
+        inside++
+        peak = Math.max(peak, inside)
+        const outcome = yield* Random.nextIntBetween(0, 4)
+        yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(0, 30)))
+        if (outcome === 0) return yield* Effect.fail("failed" as const)
+        if (outcome === 1) return yield* Effect.die("died")
+        completed++
+        return "ok" as const
+      }).pipe(Effect.ensuring(Effect.sync(() => inside--)))
+
+      for (let round = 0; round < 10; round++) {
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 400 }),
+          () => Effect.fork(Effect.exit(bulkhead.apply(work))),
+          { concurrency: "unbounded" }
+        )
+        // Interrupt a random half of them at random moments while time moves.
+        for (let step = 0; step < 20; step++) {
+          for (let i = 0; i < 10; i++) {
+            const victim = fibers[yield* Random.nextIntBetween(0, fibers.length)]!
+            yield* Fiber.interruptFork(victim)
+          }
+          yield* TestClock.adjust(Duration.millis(yield* Random.nextIntBetween(1, 10)))
+          expect(bulkhead.unsafeStats().inFlight).toBeLessThanOrEqual(maxConcurrent)
+        }
+        yield* TestClock.adjust("1 second")
+        const exits = yield* Effect.forEach(fibers, Fiber.await)
+        for (const exit of exits) {
+          if (Exit.isSuccess(exit)) {
+            // Effect.exit turned the call's own failure into a value
+            expect(["Success", "Failure"]).toContain(exit.value._tag)
+          }
+        }
+        expect(peak).toBeLessThanOrEqual(maxConcurrent)
+        expect(inside).toBe(0)
+        expect(bulkhead.unsafeStats()).toStrictEqual({ inFlight: 0, queued: 0, available: maxConcurrent })
+      }
+      expect(completed).toBeGreaterThan(0)
+      expect(peak).toBe(maxConcurrent)
+    }))
+})
