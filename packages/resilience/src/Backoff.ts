@@ -21,7 +21,7 @@ import type * as Effect from "effect/Effect"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as internal from "./internal/backoff.js"
-import { NonNegativeDuration, PositiveDuration } from "./internal/schemas.js"
+import { FiniteNonNegativeDuration, FinitePositiveDuration, PositiveDuration } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
 
 /**
@@ -47,7 +47,7 @@ const Factor = Schema.Number.pipe(
  * @category Options
  */
 export const Constant = Schema.TaggedStruct("constant", {
-  delay: Schema.optionalWith(NonNegativeDuration, { default: () => internal.defaults.base })
+  delay: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => internal.defaults.base })
 })
 
 /**
@@ -57,10 +57,14 @@ export const Constant = Schema.TaggedStruct("constant", {
  * @category Options
  */
 export const Linear = Schema.TaggedStruct("linear", {
-  base: Schema.optionalWith(NonNegativeDuration, { default: () => internal.defaults.base }),
-  step: Schema.optionalWith(NonNegativeDuration, { default: () => internal.defaults.base }),
-  cap: Schema.optionalWith(NonNegativeDuration, { default: () => internal.defaults.cap })
-})
+  base: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => internal.defaults.base }),
+  step: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => internal.defaults.base }),
+  cap: Schema.optionalWith(FinitePositiveDuration, { default: () => internal.defaults.cap })
+}).pipe(
+  Schema.filter((options) =>
+    Duration.lessThan(options.cap, options.base) ? { path: ["cap"], message: "must not be shorter than base" } : undefined
+  )
+)
 
 /**
  * `base * factor^attempt`, capped, with jitter (defaults: base 1 s, factor 2,
@@ -72,11 +76,10 @@ export const Linear = Schema.TaggedStruct("linear", {
 export const Exponential = Schema.TaggedStruct("exponential", {
   base: Schema.optionalWith(PositiveDuration, { default: () => internal.defaults.base }),
   factor: Schema.optionalWith(Factor, { default: () => 2 }),
-  cap: Schema.optionalWith(PositiveDuration, { default: () => internal.defaults.cap }),
+  cap: Schema.optionalWith(FinitePositiveDuration, { default: () => internal.defaults.cap }),
   jitter: Schema.optionalWith(Jitter, { default: () => "full" as const })
 }).pipe(
   Schema.filter((options) => {
-    if (!Duration.isFinite(options.cap)) return { path: ["cap"], message: "must be finite" }
     if (Duration.lessThan(options.cap, options.base)) return { path: ["cap"], message: "must not be shorter than base" }
     return undefined
   })

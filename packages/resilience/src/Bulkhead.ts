@@ -15,11 +15,14 @@
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import * as internal from "./internal/bulkhead.js"
 import { Dependency, NonNegativeDuration, NonNegativeInt, PositiveInt } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
@@ -56,7 +59,8 @@ export type Input = typeof Options.Encoded
 /**
  * Which limit turned a call away:
  *
- * - `"max-concurrent"`: no permit was free and `maxWait` is 0;
+ * - `"max-concurrent"`: no permit was free and the bulkhead does not queue
+ *   (`maxWait` or `maxQueued` is 0);
  * - `"queue-full"`: no permit was free and `maxQueued` callers already wait;
  * - `"max-wait"`: the caller waited `maxWait` without getting a permit.
  *
@@ -135,7 +139,30 @@ export interface Bulkhead {
   readonly apply: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>
   readonly stats: Effect.Effect<Stats>
   readonly unsafeStats: () => Stats
+  /** Every rejection of this bulkhead from the moment the stream is run. */
+  readonly events: Stream.Stream<BulkheadEvent>
+  /** Subscribes now: events published after this returns are in the queue. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<BulkheadEvent>, never, Scope.Scope>
 }
+
+/**
+ * What a bulkhead did: it turned a call away, and which limit was hit.
+ *
+ * @since 0.1.0
+ * @category Events
+ */
+export type BulkheadEvent = Data.TaggedEnum<{
+  Rejected: {
+    readonly dependency: string
+    readonly limit: Limit
+  }
+}>
+
+/**
+ * @since 0.1.0
+ * @category Events
+ */
+export const BulkheadEvent = Data.taggedEnum<BulkheadEvent>()
 
 /**
  * @since 0.1.0

@@ -53,7 +53,7 @@ export const retryBudgetExhausted = Metric.counter("breakwater_retry_budget_exha
  * @category Metrics
  */
 export const timeouts = Metric.counter("breakwater_timeouts_total", {
-  description: "Calls interrupted by a timeout",
+  description: "Calls interrupted by a timeout, labelled by dependency and phase",
   incremental: true
 })
 

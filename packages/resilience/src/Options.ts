@@ -36,7 +36,8 @@ export class InvalidOptionsError extends Schema.TaggedError<InvalidOptionsError>
   reason: Schema.String
 }) {
   override get message(): string {
-    return `${this.policy} "${this.dependency}": invalid option "${this.field}": ${this.reason}`
+    const subject = this.dependency === "" ? this.policy : `${this.policy} "${this.dependency}"`
+    return `${subject}: invalid option "${this.field}": ${this.reason}`
   }
 }
 

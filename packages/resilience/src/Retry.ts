@@ -67,6 +67,12 @@ export const ScheduleSchema: Schema.Schema<Schedule.Schedule<unknown, unknown>> 
  * full jitter capped at 30 s, a server-given delay honoured up to 30 s, and a
  * retry budget.
  *
+ * `idempotent` defaults to `false`: an error that says the remote may have
+ * acted (`"retry-if-idempotent"`, such as a read timeout) is not retried
+ * unless the call is declared idempotent, because the notes warn that a
+ * charge or a points deduction retried blindly may happen twice. Errors that
+ * declare no verdict are retried.
+ *
  * @since 0.1.0
  * @category Options
  */
@@ -76,7 +82,7 @@ export const Options = Schema.Struct({
   backoff: Schema.optionalWith(Schema.Union(Backoff.Options, ScheduleSchema), {
     default: () => internal.defaults.backoff
   }),
-  idempotent: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  idempotent: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   retryAfterCap: Schema.optionalWith(NonNegativeDuration, { default: () => internal.defaults.retryAfterCap }),
   budget: Schema.optionalWith(Schema.NullOr(Budget), { default: () => Budget.make({}) })
 })

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 
 /**
@@ -90,5 +90,8 @@ export const verdictOf = (error: unknown): Verdict | undefined => {
  * @since 0.1.0
  * @category Getters
  */
-export const retryAfterOf = (error: unknown): Duration.Duration | undefined =>
-  Predicate.hasProperty(error, RetryAfterTypeId) ? error[RetryAfterTypeId] as Duration.Duration | undefined : undefined
+export const retryAfterOf = (error: unknown): Duration.Duration | undefined => {
+  if (!Predicate.hasProperty(error, RetryAfterTypeId)) return undefined
+  const retryAfter = error[RetryAfterTypeId]
+  return Duration.isDuration(retryAfter) ? retryAfter : undefined
+}

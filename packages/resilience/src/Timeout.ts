@@ -12,12 +12,15 @@
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Dependency, PositiveDuration } from "./internal/schemas.js"
+import type * as Stream from "effect/Stream"
+import { Dependency, FinitePositiveDuration } from "./internal/schemas.js"
 import * as internal from "./internal/timeout.js"
 import type { InvalidOptionsError } from "./Options.js"
 import * as Retryable from "./Retryable.js"
@@ -104,7 +107,7 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("@breakwater/
 export const Options = Schema.Struct({
   dependency: Dependency,
   phase: Schema.optionalWith(Phase, { default: () => "total" as const }),
-  limit: Schema.optional(PositiveDuration)
+  limit: Schema.optional(FinitePositiveDuration)
 })
 
 /**
@@ -133,7 +136,31 @@ export interface Timeout {
    * Runs `self` with this timeout.
    */
   readonly apply: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>
+  /** Every timeout of this policy from the moment the stream is run. */
+  readonly events: Stream.Stream<TimeoutEvent>
+  /** Subscribes now: events published after this returns are in the queue. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<TimeoutEvent>, never, Scope.Scope>
 }
+
+/**
+ * What a timeout policy did: a call ran out of time and was interrupted.
+ *
+ * @since 0.1.0
+ * @category Events
+ */
+export type TimeoutEvent = Data.TaggedEnum<{
+  TimedOut: {
+    readonly dependency: string
+    readonly phase: Phase
+    readonly limit: Duration.Duration
+  }
+}>
+
+/**
+ * @since 0.1.0
+ * @category Events
+ */
+export const TimeoutEvent = Data.taggedEnum<TimeoutEvent>()
 
 /**
  * The identity of the `Timeout` service of one dependency and phase.

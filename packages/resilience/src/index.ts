@@ -5,21 +5,6 @@
 /**
  * @since 0.1.0
  */
-export * as Options from "./Options.js"
-
-/**
- * @since 0.1.0
- */
-export * as Retryable from "./Retryable.js"
-
-/**
- * @since 0.1.0
- */
-export * as Timeout from "./Timeout.js"
-
-/**
- * @since 0.1.0
- */
 export * as Backoff from "./Backoff.js"
 
 /**
@@ -30,4 +15,29 @@ export * as Bulkhead from "./Bulkhead.js"
 /**
  * @since 0.1.0
  */
+export * as Metrics from "./Metrics.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Options from "./Options.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RateLimiter from "./RateLimiter.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Retry from "./Retry.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Retryable from "./Retryable.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Timeout from "./Timeout.js"

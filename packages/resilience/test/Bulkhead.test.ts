@@ -1,12 +1,16 @@
 import * as Bulkhead from "@breakwater/resilience/Bulkhead"
 import * as Metrics from "@breakwater/resilience/Metrics"
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
@@ -49,8 +53,10 @@ describe("Bulkhead", () => {
       const latch = yield* Deferred.make<void>()
       yield* Effect.forEach([1, 2, 3], (n) => Effect.fork(bulkhead.apply(hold(latch, n))))
       yield* Effect.yieldNow()
+      const events = yield* bulkhead.subscribe
       const error = yield* Effect.flip(bulkhead.apply(Effect.succeed(4)))
       expect(error.limit).toBe("queue-full")
+      expect(yield* Queue.take(events)).toStrictEqual(Bulkhead.BulkheadEvent.Rejected({ dependency: "reports", limit: "queue-full" }))
       expect(error.message).toBe("reports: bulkhead queue full (2 callers waiting)")
     }))
 
@@ -121,6 +127,23 @@ describe("Bulkhead", () => {
       expect((yield* Metric.value(tagged(Metrics.bulkheadInFlight))).value).toBe(1)
       expect((yield* Metric.value(tagged(Metrics.bulkheadQueued))).value).toBe(1)
       expect((yield* Metric.value(tagged(Metrics.bulkheadRejected))).count).toBe(1)
+    }))
+
+  it.effect("layer, protect and layerConfig", () =>
+    Effect.gen(function*() {
+      const fromConfig = (maxConcurrent: string) =>
+        Bulkhead.layerConfig("reports", { maxConcurrent: Config.integer("REPORTS_MAX_CONCURRENT") }).pipe(
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["REPORTS_MAX_CONCURRENT", maxConcurrent]]))))
+        )
+      const bulkhead = yield* Effect.provide(Bulkhead.tag("reports"), fromConfig("7"))
+      expect(bulkhead.options.maxConcurrent).toBe(7)
+      const invalid = yield* Effect.flip(Effect.provide(Bulkhead.tag("reports"), fromConfig("0")))
+      expect(invalid).toMatchObject({ _tag: "InvalidOptionsError", field: "maxConcurrent" })
+      const result = yield* Effect.succeed("report").pipe(
+        Bulkhead.protect("reports"),
+        Effect.provide(Bulkhead.layer({ dependency: "reports", maxConcurrent: 1 }))
+      )
+      expect(result).toBe("report")
     }))
 
   it.effect("invalid options fail with the field named", () =>

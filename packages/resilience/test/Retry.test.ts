@@ -111,6 +111,34 @@ describe("Retry", () => {
       expect(yield* count(read, timeoutError("read"))).toBe(3)
     }))
 
+  it.scoped("by default a call is not idempotent: a read timeout is not retried", () =>
+    Effect.gen(function*() {
+      const retry = yield* Retry.make({ dependency: "payments" })
+      expect(retry.options.idempotent).toBe(false)
+      let attempts = 0
+      const error = yield* Effect.flip(retry.apply(Effect.suspend(() => {
+        attempts++
+        return Effect.fail(new Timeout.TimeoutError({ dependency: "payments", phase: "read", limit: Duration.seconds(15) }))
+      })))
+      expect(error.phase).toBe("read")
+      expect(attempts).toBe(1)
+    }))
+
+  it.scoped("a schedule that ends does not spend the retry budget", () =>
+    Effect.gen(function*() {
+      const retry = yield* Retry.make({
+        dependency: "scheduled",
+        maxAttempts: 5,
+        backoff: Schedule.recurs(1),
+        budget: { ratio: 0, minPerSecond: 1, window: "10 seconds" }
+      })
+      expect(retry.budget?.balance).toBe(10)
+      const { attempts, call } = flaky(10)
+      yield* Effect.flip(retry.apply(call))
+      expect(attempts()).toBe(2)
+      expect(retry.budget?.balance).toBe(9)
+    }))
+
   it.scoped("classify overrides the error's own verdict", () =>
     Effect.gen(function*() {
       const retry = yield* Retry.make({

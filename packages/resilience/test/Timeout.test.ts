@@ -1,6 +1,8 @@
 import * as Bulkhead from "@breakwater/resilience/Bulkhead"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -9,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as TestClock from "effect/TestClock"
 
 const timeoutError = (limit: Duration.DurationInput, phase: Timeout.Phase = "read") =>
@@ -30,6 +33,7 @@ describe("Timeout", () => {
       const work = Effect.sleep("5 seconds").pipe(Effect.ensuring(Effect.sync(() => {
         finalized = true
       })))
+      const events = yield* policy.subscribe
       const fiber = yield* Effect.fork(Effect.exit(policy.apply(work)))
       yield* TestClock.adjust("999 millis")
       expect(fiber.unsafePoll()).toBeNull()
@@ -37,6 +41,9 @@ describe("Timeout", () => {
       const exit = yield* Fiber.join(fiber)
       expect(exit).toStrictEqual(Exit.fail(timeoutError("1 second")))
       expect(finalized).toBe(true)
+      expect(yield* Queue.take(events)).toStrictEqual(
+        Timeout.TimeoutEvent.TimedOut({ dependency: "payments", phase: "read", limit: Duration.seconds(1) })
+      )
       expect(String(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.message)).toBe(
         "payments: read timeout after 1s"
       )
@@ -188,6 +195,19 @@ describe("Timeout", () => {
       expect(error).toStrictEqual(timeoutError("3 seconds", "connect"))
     }))
 
+  it.effect("layerConfig reads the limit from Config and validates it", () =>
+    Effect.gen(function*() {
+      const layer = (limit: string) =>
+        Timeout.layerConfig("payments", "read", { limit: Config.duration("PAYMENTS_READ_TIMEOUT") }).pipe(
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["PAYMENTS_READ_TIMEOUT", limit]]))))
+        )
+      const policy = yield* Effect.provide(Timeout.tag("payments", "read"), layer("15 seconds"))
+      expect(Duration.toMillis(policy.limit)).toBe(15_000)
+      expect(policy.phase).toBe("read")
+      const invalid = yield* Effect.flip(Effect.provide(Timeout.tag("payments", "read"), layer("0 seconds")))
+      expect(invalid).toMatchObject({ _tag: "InvalidOptionsError", policy: "Timeout", field: "limit" })
+    }))
+
   it.effect("the default limit comes from the phase", () =>
     Effect.gen(function*() {
       const limitOf = (phase: Timeout.Phase) =>
@@ -205,5 +225,10 @@ describe("Timeout", () => {
       expect(yield* fieldOf({ dependency: "x", limit: -1 })).toBe("limit")
       expect(yield* fieldOf({ dependency: "x", limit: 0 })).toBe("limit")
       expect(yield* fieldOf({ dependency: "x", phase: "handshake" as Timeout.Phase })).toBe("phase")
+      expect(yield* fieldOf({ dependency: "x", limit: Infinity })).toBe("limit")
+      const error = yield* Effect.flip(Effect.scoped(Timeout.make({ dependency: "x", phase: "dns" as Timeout.Phase })))
+      expect(error.message).toBe(
+        `Timeout "x": invalid option "phase": Expected "connect" | "write" | "read" | "idle" | "acquire" | "total", actual "dns"`
+      )
     }))
 })

@@ -1,13 +1,16 @@
 import type * as Config from "effect/Config"
+import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Bulkhead from "../Bulkhead.js"
-import { BulkheadFullError, Options } from "../Bulkhead.js"
+import { BulkheadEvent, BulkheadFullError, Options } from "../Bulkhead.js"
 import type { InvalidOptionsError } from "../Options.js"
 import * as Deadlines from "./deadlines.js"
+import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
 import * as Metrics from "../Metrics.js"
 import { decode } from "./options.js"
@@ -35,6 +38,7 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
     const timed = waits && Number.isFinite(maxWaitMillis)
     const deadlines = timed ? yield* Deadlines.make(yield* Effect.clock) : undefined
     const labels = Metrics.labels(dependency)
+    const hub = yield* Events.make<Bulkhead.BulkheadEvent>()
 
     let available = maxConcurrent
     let queued = 0
@@ -82,7 +86,6 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
       next.resume = undefined
       resume(Effect.void)
     }
-    const releaseEffect = Effect.sync(release)
 
     const enqueue = (): Waiter => {
       const waiter: Waiter = { state: "waiting", resume: undefined, deadline: undefined, prev: tail, next: undefined }
@@ -98,6 +101,7 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
           unlink(waiter)
           waiter.state = "expired"
           Metrics.bulkheadRejected.unsafeUpdate(1, labels)
+          hub.emit(BulkheadEvent.Rejected({ dependency, limit: "max-wait" }))
           const resume = waiter.resume
           waiter.resume = undefined
           resume?.(rejections["max-wait"])
@@ -129,7 +133,20 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
 
     const reject = (limit: "max-concurrent" | "queue-full") => {
       Metrics.bulkheadRejected.unsafeUpdate(1, labels)
+      hub.emit(BulkheadEvent.Rejected({ dependency, limit }))
       return rejections[limit]
+    }
+
+    // The permit is taken and its release registered in one uninterruptible
+    // step; release is synchronous, so the continuation runs it inline
+    // instead of sequencing a finalizer effect.
+    const releaseOnFailure = <E>(cause: Cause.Cause<E>) => {
+      release()
+      return Exit.failCause(cause)
+    }
+    const releaseOnSuccess = <A>(value: A) => {
+      release()
+      return Exit.succeed(value)
     }
 
     const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
@@ -137,7 +154,7 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
         if (available > 0 && queued === 0) {
           available--
           reportInFlight()
-          return Effect.ensuring(restore(self), releaseEffect)
+          return Effect.matchCauseEffect(restore(self), { onFailure: releaseOnFailure, onSuccess: releaseOnSuccess })
         }
         if (!waits) return reject("max-concurrent")
         if (queued >= maxQueued) return reject("queue-full")
@@ -146,7 +163,15 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
       })
 
     const unsafeStats = (): Bulkhead.Stats => ({ inFlight: maxConcurrent - available, queued, available })
-    const policy: Bulkhead.Bulkhead = { dependency, options, apply, stats: Effect.sync(unsafeStats), unsafeStats }
+    const policy: Bulkhead.Bulkhead = {
+      dependency,
+      options,
+      apply,
+      stats: Effect.sync(unsafeStats),
+      unsafeStats,
+      events: hub.stream,
+      subscribe: hub.subscribe
+    }
     return policy
   })
 

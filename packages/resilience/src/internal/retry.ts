@@ -79,24 +79,26 @@ export const make = (input: Retry.Input): Effect.Effect<Retry.Retry, InvalidOpti
       const retryAfter = Retryable.retryAfterOf(error)
       const retryAfterMillis = retryAfter === undefined ? 0 : Duration.toMillis(retryAfter)
       if (retryAfterMillis > retryAfterCap) return giveUp(attempt, "retry-after-too-long", error)
-      if (budget !== undefined && !budget.tryWithdraw()) {
-        Metrics.retryBudgetExhausted.unsafeUpdate(1, labels)
-        hub.emit(RetryEvent.BudgetExhausted({ dependency, attempt, error }))
-        return Effect.zipRight(
-          Effect.annotateCurrentSpan("breakwater.retry.budget_exhausted", true),
-          Effect.fail(error)
-        )
-      }
       const now = clock.unsafeCurrentTimeMillis()
       return Effect.flatMap(schedule.step(now, error, state), ([next, _, decision]) => {
         if (ScheduleDecision.isDone(decision)) return giveUp(attempt, "schedule-done", error)
+        // The budget is asked last, so a retry that would not happen for
+        // another reason never spends it.
+        if (budget !== undefined && !budget.tryWithdraw()) {
+          Metrics.retryBudgetExhausted.unsafeUpdate(1, labels)
+          hub.emit(RetryEvent.BudgetExhausted({ dependency, attempt, error }))
+          return Effect.zipRight(
+            Effect.annotateCurrentSpan("breakwater.retry.budget_exhausted", true),
+            Effect.fail(error)
+          )
+        }
         const delayMillis = Math.max(Intervals.start(decision.intervals) - now, retryAfterMillis, 0)
         const delay = Duration.millis(delayMillis)
         hub.emit(RetryEvent.Retrying({ dependency, attempt, delay, error }))
-        Metrics.retries.unsafeUpdate(1, labels)
         return Effect.zipRight(
           Effect.sleep(delay),
           Effect.suspend(() => {
+            Metrics.retries.unsafeUpdate(1, labels)
             Metrics.retryAttempts.unsafeUpdate(1, labels)
             return Effect.catchAll(self, (error) => afterFailure(self, attempt + 1, next, error))
           })
@@ -104,12 +106,15 @@ export const make = (input: Retry.Input): Effect.Effect<Retry.Retry, InvalidOpti
       })
     }
 
-    const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.suspend(() => {
+    const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+      // Built once per `apply`; each run only records the request.
+      const attempt = Effect.catchAll(self, (error) => afterFailure(self, 1, schedule.initial, error))
+      return Effect.suspend(() => {
         budget?.deposit()
         Metrics.retryAttempts.unsafeUpdate(1, labels)
-        return Effect.catchAll(self, (error) => afterFailure(self, 1, schedule.initial, error))
+        return attempt
       })
+    }
 
     const policy: Retry.Retry = {
       dependency,

@@ -19,7 +19,7 @@ const DurationInputSchema = Schema.declare(
   }
 )
 
-const durationFrom = (options: { readonly positive: boolean }) =>
+const durationFrom = (options: { readonly positive: boolean; readonly finite: boolean }) =>
   Schema.transformOrFail(DurationInputSchema, Schema.DurationFromSelf, {
     strict: true,
     decode: (input, _, ast) => {
@@ -27,6 +27,9 @@ const durationFrom = (options: { readonly positive: boolean }) =>
         return ParseResult.fail(new ParseResult.Type(ast, input, "must not be negative"))
       }
       const duration = Duration.decode(input)
+      if (options.finite && !Duration.isFinite(duration)) {
+        return ParseResult.fail(new ParseResult.Type(ast, input, "must be finite"))
+      }
       if (options.positive && Duration.isZero(duration)) {
         return ParseResult.fail(new ParseResult.Type(ast, input, "must be greater than zero"))
       }
@@ -37,12 +40,26 @@ const durationFrom = (options: { readonly positive: boolean }) =>
 
 /** @internal */
 export const NonNegativeDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = durationFrom({
-  positive: false
+  positive: false,
+  finite: false
 })
 
 /** @internal */
 export const PositiveDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = durationFrom({
-  positive: true
+  positive: true,
+  finite: false
+})
+
+/** @internal */
+export const FinitePositiveDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = durationFrom({
+  positive: true,
+  finite: true
+})
+
+/** @internal */
+export const FiniteNonNegativeDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = durationFrom({
+  positive: false,
+  finite: true
 })
 
 /** @internal */

@@ -6,12 +6,14 @@ import * as Fiber from "effect/Fiber"
 import type * as FiberRefs from "effect/FiberRefs"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Runtime from "effect/Runtime"
 import type * as RuntimeFlags from "effect/RuntimeFlags"
 import type * as Scope from "effect/Scope"
 import type * as Timeout from "../Timeout.js"
-import { defaultLimits, Options, TimeoutError } from "../Timeout.js"
+import { defaultLimits, Options, TimeoutError, TimeoutEvent } from "../Timeout.js"
 import * as Deadlines from "./deadlines.js"
+import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
 import * as Metrics from "../Metrics.js"
 import type { InvalidOptionsError } from "../Options.js"
@@ -30,6 +32,17 @@ const runtimeFlagsOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): RuntimeFla
   const flags = (fiber as unknown as { readonly currentRuntimeFlags?: RuntimeFlags.RuntimeFlags }).currentRuntimeFlags
   return flags === undefined ? Runtime.defaultRuntimeFlags : flags
 }
+
+/**
+ * Whether a finished fiber left its FiberRefs as it got them, in which case
+ * there is nothing to merge back into the caller. `getFiberRefs()` cannot
+ * tell: it records the fiber's runtime flags first and so always returns a new
+ * object; `FiberRuntime` keeps the refs themselves in `_fiberRefs`, which is
+ * not part of the public interface. If that field is ever renamed this returns
+ * false and the refs are merged, which is correct, only slower.
+ */
+const untouched = (fiber: Fiber.RuntimeFiber<unknown, unknown>, initial: FiberRefs.FiberRefs | undefined): boolean =>
+  initial !== undefined && (fiber as unknown as { readonly _fiberRefs?: FiberRefs.FiberRefs })._fiberRefs === initial
 
 /**
  * Runs `self` in a fiber that starts at once on the caller's stack, so a call
@@ -68,7 +81,7 @@ const makeApply = (
       }
     )
     const settle = (exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
-      child.getFiberRefs() === initialRefs ? exit : Effect.zipRight(Fiber.inheritAll(child), exit)
+      untouched(child, initialRefs) ? exit : Effect.zipRight(Fiber.inheritAll(child), exit)
 
     const done = child.unsafePoll()
     if (done !== null) return settle(done)
@@ -97,13 +110,18 @@ export const make = (input: Timeout.Input): Effect.Effect<Timeout.Timeout, Inval
     const limit = options.limit ?? defaultLimits[options.phase]
     const clock = yield* Effect.clock
     const queue = yield* Deadlines.make(clock)
-    const labels = Metrics.labels(options.dependency)
-    const error = new TimeoutError({ dependency: options.dependency, phase: options.phase, limit })
+    const hub = yield* Events.make<Timeout.TimeoutEvent>()
+    const { dependency, phase } = options
+    const labels = [...Metrics.labels(dependency), MetricLabel.make("phase", phase)]
+    const error = new TimeoutError({ dependency, phase, limit })
+    const event = TimeoutEvent.TimedOut({ dependency, phase, limit })
     const apply = makeApply(queue, Duration.toMillis(limit), () => {
       Metrics.timeouts.unsafeUpdate(1, labels)
+      hub.emit(event)
       return error
     })
-    return { dependency: options.dependency, phase: options.phase, limit, apply }
+    const policy: Timeout.Timeout = { dependency, phase, limit, apply, events: hub.stream, subscribe: hub.subscribe }
+    return policy
   })
 
 /** @internal */
