@@ -15,6 +15,14 @@ import { fileURLToPath } from "node:url"
 export type Impl = "breakwater" | "cockatiel" | "opossum" | "bare-effect" | "bare-promise"
 
 /**
+ * Contenders measured for reference only: Effect's own combinators
+ * (`Effect.retry`, `Effect.timeout`, `Semaphore.withPermits`). They are printed
+ * beside the others but not written to the results file, whose `impl` values
+ * are fixed.
+ */
+export type ReferenceImpl = "effect-builtin"
+
+/**
  * One row of a suite's results file: one case and one implementation.
  * `runs` is the number of measured rounds; every other number is their median.
  * Each suite fills in the fields it measures.
@@ -93,12 +101,12 @@ export const quantile = (values: ReadonlyArray<number>, q: number): number => {
  * that starting a fiber or a promise chain is not counted.
  */
 export interface Contender {
-  readonly impl: Impl
+  readonly impl: Impl | ReferenceImpl
   readonly run: (iterations: number) => Promise<number>
 }
 
 export interface Measurement {
-  readonly impl: Impl
+  readonly impl: Impl | ReferenceImpl
   /** Calls per sample. */
   readonly iterations: number
   /** ns/op of each measured round, in round order. */

@@ -20,6 +20,7 @@ import { bulkhead, ExponentialBackoff, handleAll, retry, timeout, TimeoutStrateg
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { Config, Contender, Measurement, Result, Suite } from "../harness.js"
 import { check, formatNs, formatRatio, formatSpread, interleave, now, table } from "../harness.js"
@@ -120,6 +121,9 @@ const notes: ReadonlyArray<string> = [
   + " Breakwater also updates an in-flight gauge metric on acquire and on release.",
   "stack: the same order, retry outermost: cockatiel wrap(retry, timeout, bulkhead),"
   + " Breakwater retry.apply(timeout.apply(bulkhead.apply(call))).",
+  "effect-builtin (reference, not in the JSON): what Effect itself offers: Effect.retry with exponential 128 ms"
+  + " and recurs(2), Effect.timeout(1 s), Semaphore.withPermits(1) on a 10-permit semaphore (no wait limit, no queue"
+  + " bound), and the three stacked.",
   "Breakwater runs from TypeScript source through tsx (esbuild keepNames wraps named per-call closures in"
   + " __name); cockatiel and effect run precompiled JavaScript."
 ]
@@ -148,6 +152,19 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
       "stack-retry-timeout-bulkhead": ck.stack
     }
 
+    // Effect's own combinators, for reference: what a user would write
+    // without Breakwater (printed, not written to the results file).
+    const semaphore = Effect.runSync(Effect.makeSemaphore(10))
+    const effectRetry = <A, E>(self: Effect.Effect<A, E>) =>
+      Effect.retry(self, Schedule.intersect(Schedule.exponential("128 millis"), Schedule.recurs(2)))
+    const effectTimeout = <A, E>(self: Effect.Effect<A, E>) => Effect.timeout(self, "1 second")
+    const builtinCall: Record<Case, () => Effect.Effect<number, unknown>> = {
+      "retry": () => effectRetry(Effect.succeed(1)),
+      "timeout": () => effectTimeout(Effect.succeed(1)),
+      "bulkhead": () => semaphore.withPermits(1)(Effect.succeed(1)),
+      "stack-retry-timeout-bulkhead": () => effectRetry(effectTimeout(semaphore.withPermits(1)(Effect.succeed(1))))
+    }
+
     const results: Array<Result> = []
     const rows: Array<Array<string>> = []
     for (const name of cases) {
@@ -156,7 +173,8 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
         { impl: "bare-effect", run: effectLoop(() => Effect.succeed(1)) },
         { impl: "breakwater", run: effectLoop(breakwaterCall[name]) },
         { impl: "bare-promise", run: promiseLoop(fn) },
-        { impl: "cockatiel", run: promiseLoop(() => policy.execute(fn)) }
+        { impl: "cockatiel", run: promiseLoop(() => policy.execute(fn)) },
+        { impl: "effect-builtin", run: effectLoop(builtinCall[name]) }
       ]
       const started = now()
       const measured = await interleave(contenders, config)
@@ -166,7 +184,12 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
       const breakwater = by("breakwater")
       const barePromise = by("bare-promise")
       const cockatiel = by("cockatiel")
-      for (const m of measured) results.push({ case: name, impl: m.impl, nsPerOp: m.nsPerOp, runs: m.samples.length })
+      const builtin = by("effect-builtin")
+      for (const m of measured) {
+        if (m.impl !== "effect-builtin") {
+          results.push({ case: name, impl: m.impl, nsPerOp: m.nsPerOp, runs: m.samples.length })
+        }
+      }
       rows.push([
         name,
         String(Math.min(...measured.map((m) => m.samples.length))),
@@ -178,7 +201,9 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
         `${formatNs(cockatiel.nsPerOp)} ${formatSpread(cockatiel.spread)}`,
         formatRatio(cockatiel.nsPerOp / barePromise.nsPerOp),
         formatNs(cockatiel.nsPerOp - barePromise.nsPerOp),
-        formatRatio(breakwater.nsPerOp / cockatiel.nsPerOp)
+        formatRatio(breakwater.nsPerOp / cockatiel.nsPerOp),
+        `${formatNs(builtin.nsPerOp)} ${formatSpread(builtin.spread)}`,
+        formatRatio(breakwater.nsPerOp / builtin.nsPerOp)
       ])
       process.stderr.write(`  ${name}: ${seconds.toFixed(1)} s\n`)
     }
@@ -196,7 +221,9 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
         "cockatiel",
         "ck/bare",
         "ck +ns",
-        "bw/cockatiel"
+        "bw/cockatiel",
+        "effect-builtin",
+        "bw/builtin"
       ],
       rows
     ))
