@@ -90,3 +90,107 @@ export const rateLimited = Metric.counter("breakwater_rate_limited_total", {
   description: "Calls rejected by a rate limiter",
   incremental: true
 })
+
+/**
+ * The numbers `circuitBreakerState` reports, one per breaker state (the
+ * encoding Resilience4j's state gauge uses).
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const circuitBreakerStateValues = {
+  Closed: 0,
+  Open: 1,
+  HalfOpen: 2,
+  Disabled: 3,
+  ForcedOpen: 4,
+  MetricsOnly: 5
+} as const
+
+/**
+ * The state of a circuit breaker, encoded by `circuitBreakerStateValues`:
+ * 0 Closed, 1 Open, 2 HalfOpen, 3 Disabled, 4 ForcedOpen, 5 MetricsOnly.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const circuitBreakerState = Metric.gauge("breakwater_circuit_breaker_state", {
+  description: "Circuit breaker state: 0 Closed, 1 Open, 2 HalfOpen, 3 Disabled, 4 ForcedOpen, 5 MetricsOnly"
+})
+
+/**
+ * The outcomes `circuitBreakerCalls` is labelled with (label `outcome`).
+ *
+ * @since 0.1.0
+ * @category Labels
+ */
+export const circuitBreakerOutcomes = ["success", "failure", "ignored", "interrupted"] as const
+
+/**
+ * The labels of one dependency's calls with one outcome; breakers build the
+ * four arrays once.
+ *
+ * @since 0.1.0
+ * @category Labels
+ */
+export const circuitBreakerCallLabels = (
+  dependency: string,
+  outcome: typeof circuitBreakerOutcomes[number]
+): ReadonlyArray<MetricLabel.MetricLabel> => [
+  MetricLabel.make("dependency", dependency),
+  MetricLabel.make("outcome", outcome)
+]
+
+/**
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const circuitBreakerCalls = Metric.counter("breakwater_circuit_breaker_calls_total", {
+  description: "Calls a circuit breaker let through, labelled by outcome: success, failure, ignored, interrupted",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const circuitBreakerSlowCalls = Metric.counter("breakwater_circuit_breaker_slow_calls_total", {
+  description: "Calls a circuit breaker let through that took longer than slowCallDuration",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const circuitBreakerNotPermitted = Metric.counter("breakwater_circuit_breaker_not_permitted_total", {
+  description: "Calls a circuit breaker turned away with CircuitOpenError",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const fallbacks = Metric.counter("breakwater_fallbacks_total", {
+  description: "Failures answered by a fallback, labelled by dependency and kind (value, effect, last-good)",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const hedges = Metric.counter("breakwater_hedges_total", {
+  description: "Hedged attempts started because earlier attempts had not finished within the hedge delay",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const hedgeWins = Metric.counter("breakwater_hedge_wins_total", {
+  description: "Hedged calls whose result came from a hedge rather than the first attempt",
+  incremental: true
+})

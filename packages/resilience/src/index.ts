@@ -15,6 +15,21 @@ export * as Bulkhead from "./Bulkhead.js"
 /**
  * @since 0.1.0
  */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Fallback from "./Fallback.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Hedge from "./Hedge.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Metrics from "./Metrics.js"
 
 /**
@@ -26,6 +41,11 @@ export * as Options from "./Options.js"
  * @since 0.1.0
  */
 export * as RateLimiter from "./RateLimiter.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Resilience from "./Resilience.js"
 
 /**
  * @since 0.1.0

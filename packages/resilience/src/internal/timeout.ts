@@ -63,44 +63,48 @@ const makeApply = (
   onTimeout: () => TimeoutError
 ) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
+  // The caller's flags are read first, so that the work runs with them; the
+  // rest is uninterruptible until the caller waits, so that a caller
+  // interrupted right after the work started cannot leave it running (the
+  // work fiber is not the caller's child and would not be interrupted with
+  // it).
   Effect.withFiberRuntime<A, E | TimeoutError, R>((parent) => {
-    const startedAt = queue.now()
-    let initialRefs: FiberRefs.FiberRefs | undefined
-    const child = Runtime.runFork(
-      Runtime.make({
-        context: parent.currentContext as any,
-        fiberRefs: parent.getFiberRefs(),
-        runtimeFlags: runtimeFlagsOf(parent)
-      }),
-      self,
-      {
-        updateRefs: (refs) => {
-          initialRefs = refs
-          return refs
+    const runtimeFlags = runtimeFlagsOf(parent)
+    return Effect.uninterruptibleMask((restore) => {
+      const startedAt = queue.now()
+      let initialRefs: FiberRefs.FiberRefs | undefined
+      const child = Runtime.runFork(
+        Runtime.make({ context: parent.currentContext as any, fiberRefs: parent.getFiberRefs(), runtimeFlags }),
+        self,
+        {
+          updateRefs: (refs) => {
+            initialRefs = refs
+            return refs
+          }
         }
-      }
-    )
-    const settle = (exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
-      untouched(child, initialRefs) ? exit : Effect.zipRight(Fiber.inheritAll(child), exit)
+      )
+      const settle = (exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
+        untouched(child, initialRefs) ? exit : Effect.zipRight(Fiber.inheritAll(child), exit)
 
-    const done = child.unsafePoll()
-    if (done !== null) return settle(done)
+      const done = child.unsafePoll()
+      if (done !== null) return settle(done)
 
-    let timedOut = false
-    const deadline = queue.add(startedAt + limitMillis, () => {
-      timedOut = true
-      child.unsafeInterruptAsFork(parent.id())
+      let timedOut = false
+      const deadline = queue.add(startedAt + limitMillis, () => {
+        timedOut = true
+        child.unsafeInterruptAsFork(parent.id())
+      })
+      return Effect.flatMap(
+        Effect.onInterrupt(restore(Fiber.await(child)), () => {
+          queue.remove(deadline)
+          return Fiber.interrupt(child)
+        }),
+        (exit): Effect.Effect<A, E | TimeoutError> => {
+          queue.remove(deadline)
+          return timedOut ? Effect.fail(onTimeout()) : settle(exit)
+        }
+      )
     })
-    return Effect.flatMap(
-      Effect.onInterrupt(Fiber.await(child), () => {
-        queue.remove(deadline)
-        return Fiber.interrupt(child)
-      }),
-      (exit): Effect.Effect<A, E | TimeoutError> => {
-        queue.remove(deadline)
-        return timedOut ? Effect.fail(onTimeout()) : settle(exit)
-      }
-    )
   })
 
 /** @internal */

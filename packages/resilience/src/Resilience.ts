@@ -1,0 +1,232 @@
+/**
+ * One dependency, every policy: a per-dependency pipeline built from one
+ * config object, applied in a fixed order, outermost first:
+ *
+ * 1. retry (with its budget): outside everything below, so each attempt is
+ *    judged afresh by the breaker, the limiter, the timeout and the bulkhead;
+ * 2. circuit breaker: it sees every attempt's outcome, and an open circuit
+ *    fails an attempt fast without spending a token or a permit;
+ * 3. rate limiter: an attempt the breaker lets through takes a token;
+ * 4. timeout, per attempt: it covers the wait for a bulkhead permit and the
+ *    call;
+ * 5. bulkhead: the permit is held only while the call runs;
+ * 6. the call.
+ *
+ * Other orders break something: a retry inside the breaker hides every
+ * failed attempt but the last from it; a timeout outside the retry cuts the
+ * retries short (its limit then bounds all attempts together, which is what
+ * `total` is for, not `read`); a bulkhead outside the timeout holds its permit
+ * for as long as a stalled call stalls.
+ *
+ * Fallbacks are per call site, since they produce the call's own type: apply
+ * them to the result of `protect`.
+ *
+ * @since 0.1.0
+ */
+import type * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type * as Bulkhead from "./Bulkhead.js"
+import type * as CircuitBreaker from "./CircuitBreaker.js"
+import * as internal from "./internal/resilience.js"
+import type { InvalidOptionsError } from "./Options.js"
+import type * as RateLimiter from "./RateLimiter.js"
+import type * as Retry from "./Retry.js"
+import type * as Timeout from "./Timeout.js"
+
+/**
+ * The policies of one dependency. Each key is optional; a missing or `false`
+ * policy is left out of the pipeline. Every policy's options are validated as
+ * its own `make` validates them, and an invalid one fails the layer with
+ * `InvalidOptionsError` naming the policy and the field.
+ *
+ * @since 0.1.0
+ * @category Options
+ */
+export interface Config {
+  readonly retry?: Omit<Retry.Input, "dependency"> | false | undefined
+  readonly circuitBreaker?: Omit<CircuitBreaker.Input, "dependency"> | false | undefined
+  readonly rateLimiter?: Omit<RateLimiter.Input, "dependency"> | false | undefined
+  /** The timeout of each attempt; the phase defaults to `"total"`. */
+  readonly timeout?: Omit<Timeout.Input, "dependency"> | false | undefined
+  readonly bulkhead?: Omit<Bulkhead.Input, "dependency"> | false | undefined
+  /**
+   * A span per attempt (`breakwater.attempt`, attribute
+   * `breakwater.dependency`), child of the caller's span, so a trace shows
+   * each retry as its own span. Default `true`.
+   */
+  readonly spans?: boolean | undefined
+}
+
+/**
+ * Every error the pipeline itself can add to a call's own errors.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export type ResilienceError =
+  | Timeout.TimeoutError
+  | CircuitBreaker.CircuitOpenError
+  | Bulkhead.BulkheadFullError
+  | RateLimiter.RateLimitedError
+  | RateLimiter.RateLimiterStoreError
+
+/**
+ * What any policy of the dependency did, in one stream.
+ *
+ * @since 0.1.0
+ * @category Events
+ */
+export type ResilienceEvent = Data.TaggedEnum<{
+  Retry: { readonly dependency: string; readonly event: Retry.RetryEvent }
+  CircuitBreaker: { readonly dependency: string; readonly event: CircuitBreaker.CircuitBreakerEvent }
+  Timeout: { readonly dependency: string; readonly event: Timeout.TimeoutEvent }
+  Bulkhead: { readonly dependency: string; readonly event: Bulkhead.BulkheadEvent }
+}>
+
+/**
+ * @since 0.1.0
+ * @category Events
+ */
+export const ResilienceEvent = Data.taggedEnum<ResilienceEvent>()
+
+/**
+ * The pipeline of one dependency.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Resilience {
+  readonly dependency: string
+  readonly policies: {
+    readonly retry: Retry.Retry | undefined
+    readonly circuitBreaker: CircuitBreaker.CircuitBreaker | undefined
+    readonly rateLimiter: RateLimiter.RateLimiter | undefined
+    readonly timeout: Timeout.Timeout | undefined
+    readonly bulkhead: Bulkhead.Bulkhead | undefined
+  }
+  readonly apply: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ResilienceError, R>
+  /** Every event of every policy of this dependency. */
+  readonly events: Stream.Stream<ResilienceEvent>
+}
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export interface ResilienceFor<Dependency extends string> {
+  readonly _: unique symbol
+  readonly dependency: Dependency
+}
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export const tag: <const Dependency extends string>(
+  dependency: Dependency
+) => Context.Tag<ResilienceFor<Dependency>, Resilience> = internal.tag
+
+/**
+ * Builds the pipeline of one dependency.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make: (dependency: string, config: Config) => Effect.Effect<Resilience, InvalidOptionsError, Scope.Scope> =
+  internal.make
+
+/**
+ * The pipeline of one dependency as a layer.
+ *
+ * @example
+ * ```ts
+ * import * as Resilience from "@breakwater/resilience/Resilience"
+ * import * as Effect from "effect/Effect"
+ *
+ * const Payments = Resilience.layer("payments", Resilience.profiles.payment)
+ *
+ * const charge = Effect.succeed({ approved: true }).pipe(Resilience.protect("payments"))
+ * const program = Effect.provide(charge, Payments)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer: <const Dependency extends string>(
+  dependency: Dependency,
+  config: Config
+) => Layer.Layer<ResilienceFor<Dependency>, InvalidOptionsError> = internal.layer
+
+/**
+ * Runs an effect through the pipeline of `dependency` from the context.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const protect: <const Dependency extends string>(
+  dependency: Dependency
+) => <A, E, R>(
+  self: Effect.Effect<A, E, R>
+) => Effect.Effect<A, E | ResilienceError, R | ResilienceFor<Dependency>> = internal.protect
+
+/**
+ * Runs an effect through a pipeline value.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const resilient: {
+  (pipeline: Resilience): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ResilienceError, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, pipeline: Resilience): Effect.Effect<A, E | ResilienceError, R>
+} = internal.resilient
+
+/**
+ * Starting points from the integration notes. Spread one and override what
+ * your dependency needs: `{ ...Resilience.profiles.payment, bulkhead: { maxConcurrent: 20 } }`.
+ *
+ * - `payment`: a state-changing call whose outcome matters. Read timeout 15 s
+ *   (the notes' card approval took 10 s and a 5 s timeout cut it off), the
+ *   `critical` breaker (trips at 30 %, open 10 s), and retries only for what
+ *   never reached the gateway (connect timeouts, rejections before the call):
+ *   a read timeout is not retried, since the card may have been charged.
+ * - `notification`: SMS, mail, chat. A short timeout (2 s) and a bulkhead
+ *   that never queues, so a slow provider never slows the main flow; one
+ *   quick retry.
+ * - `read`: idempotent reads. Read timeout 5 s; 3 attempts, read timeouts
+ *   included; the `standard` breaker.
+ *
+ * @since 0.1.0
+ * @category Profiles
+ */
+export const profiles: {
+  readonly payment: Config
+  readonly notification: Config
+  readonly read: Config
+} = {
+  payment: {
+    timeout: { phase: "read", limit: Duration.seconds(15) },
+    circuitBreaker: { preset: "critical" },
+    retry: { maxAttempts: 3, idempotent: false },
+    bulkhead: { maxConcurrent: 100, maxWait: Duration.seconds(1) }
+  },
+  notification: {
+    timeout: { phase: "total", limit: Duration.seconds(2) },
+    circuitBreaker: { preset: "standard" },
+    retry: {
+      maxAttempts: 2,
+      idempotent: false,
+      backoff: { _tag: "exponential", base: Duration.millis(100), cap: Duration.seconds(1), jitter: "full" }
+    },
+    bulkhead: { maxConcurrent: 20, maxWait: Duration.zero }
+  },
+  read: {
+    timeout: { phase: "read", limit: Duration.seconds(5) },
+    circuitBreaker: { preset: "standard" },
+    retry: { maxAttempts: 3, idempotent: true }
+  }
+}

@@ -1,0 +1,99 @@
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Bulkhead from "../Bulkhead.js"
+import * as CircuitBreaker from "../CircuitBreaker.js"
+import type { InvalidOptionsError } from "../Options.js"
+import * as RateLimiter from "../RateLimiter.js"
+import type * as Resilience from "../Resilience.js"
+import { ResilienceEvent } from "../Resilience.js"
+import * as Retry from "../Retry.js"
+import * as Timeout from "../Timeout.js"
+import { policyTag } from "./tags.js"
+
+/** @internal */
+export const tag = <const Dependency extends string>(dependency: Dependency) =>
+  policyTag<Resilience.ResilienceFor<Dependency>, Resilience.Resilience>("Resilience", dependency)
+
+const build = <I, P>(
+  input: I | false | undefined,
+  make: (input: I) => Effect.Effect<P, InvalidOptionsError, Scope.Scope>
+): Effect.Effect<P | undefined, InvalidOptionsError, Scope.Scope> =>
+  input === undefined || input === false ? Effect.succeed(undefined) : make(input)
+
+/** @internal */
+export const make = (
+  dependency: string,
+  config: Resilience.Config
+): Effect.Effect<Resilience.Resilience, InvalidOptionsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    // Built in the pipeline's order so that an invalid option is reported
+    // for the outermost policy first.
+    const retry = yield* build(config.retry, (input) => Retry.make({ ...input, dependency }))
+    const circuitBreaker = yield* build(
+      config.circuitBreaker,
+      (input) => CircuitBreaker.make({ ...input, dependency })
+    )
+    const rateLimiter = yield* build(config.rateLimiter, (input) => RateLimiter.make({ ...input, dependency }))
+    const timeout = yield* build(config.timeout, (input) => Timeout.make({ ...input, dependency }))
+    const bulkhead = yield* build(config.bulkhead, (input) => Bulkhead.make({ ...input, dependency }))
+    const spans = config.spans ?? true
+
+    const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Resilience.ResilienceError, R> => {
+      let attempt: Effect.Effect<A, E | Resilience.ResilienceError, R> = self
+      if (bulkhead) attempt = bulkhead.apply(attempt)
+      if (timeout) attempt = timeout.apply(attempt)
+      if (rateLimiter) attempt = rateLimiter.apply(attempt)
+      if (circuitBreaker) attempt = circuitBreaker.apply(attempt)
+      if (spans) {
+        attempt = Effect.withSpan(attempt, "breakwater.attempt", {
+          attributes: { "breakwater.dependency": dependency }
+        })
+      }
+      return retry ? retry.apply(attempt) : attempt
+    }
+
+    const streams: Array<Stream.Stream<Resilience.ResilienceEvent>> = []
+    if (retry) streams.push(Stream.map(retry.events, (event) => ResilienceEvent.Retry({ dependency, event })))
+    if (circuitBreaker) {
+      streams.push(
+        Stream.map(circuitBreaker.events, (event) => ResilienceEvent.CircuitBreaker({ dependency, event }))
+      )
+    }
+    if (timeout) streams.push(Stream.map(timeout.events, (event) => ResilienceEvent.Timeout({ dependency, event })))
+    if (bulkhead) streams.push(Stream.map(bulkhead.events, (event) => ResilienceEvent.Bulkhead({ dependency, event })))
+
+    const pipeline: Resilience.Resilience = {
+      dependency,
+      policies: { retry, circuitBreaker, rateLimiter, timeout, bulkhead },
+      apply,
+      events: Stream.mergeAll(streams, { concurrency: "unbounded" })
+    }
+    return pipeline
+  })
+
+/** @internal */
+export const layer = <const Dependency extends string>(dependency: Dependency, config: Resilience.Config) =>
+  Layer.scoped(tag(dependency), make(dependency, config))
+
+/** @internal */
+export const resilient = dual<
+  (pipeline: Resilience.Resilience) => <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | Resilience.ResilienceError, R>,
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    pipeline: Resilience.Resilience
+  ) => Effect.Effect<A, E | Resilience.ResilienceError, R>
+>(2, (self, pipeline) => pipeline.apply(self))
+
+/** @internal */
+export const protect = <const Dependency extends string>(dependency: Dependency) => {
+  const service = tag(dependency)
+  return <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | Resilience.ResilienceError, R | Resilience.ResilienceFor<Dependency>> =>
+    Effect.flatMap(service, (pipeline) => pipeline.apply(self))
+}

@@ -1,0 +1,206 @@
+import * as Bulkhead from "@breakwater/resilience/Bulkhead"
+import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
+import * as Resilience from "@breakwater/resilience/Resilience"
+import * as Timeout from "@breakwater/resilience/Timeout"
+import { describe, expect, it } from "@effect/vitest"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import type * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import * as Tracer from "effect/Tracer"
+
+class Unavailable extends Data.TaggedError("Unavailable")<{}> {}
+
+const fast = { _tag: "constant", delay: Duration.millis(100) } as const
+
+describe("Resilience", () => {
+  it.scoped("the breaker sees every attempt the retry makes", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("inventory", {
+        retry: { maxAttempts: 3, backoff: fast },
+        circuitBreaker: {
+          window: { _tag: "count", size: 10 },
+          minimumCalls: 3,
+          failureRateThreshold: 1,
+          openDuration: Duration.seconds(30)
+        }
+      })
+      let calls = 0
+      const fiber = yield* Effect.fork(Effect.flip(pipeline.apply(Effect.suspend(() => {
+        calls++
+        return Effect.fail(new Unavailable())
+      }))))
+      yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(fiber)
+      expect(calls).toBe(3)
+      expect(error._tag).toBe("Unavailable")
+      // Three failed attempts, three failures recorded: the breaker opened.
+      expect(pipeline.policies.circuitBreaker!.unsafeState()).toBe("Open")
+      // An open breaker fails the next call fast, before the limiter, the
+      // timeout and the bulkhead, and the retry does not spin on it.
+      const open = yield* Effect.flip(pipeline.apply(Effect.succeed("never")))
+      expect(open._tag).toBe("CircuitOpenError")
+      expect(calls).toBe(3)
+    }))
+
+  it.scoped("the timeout is per attempt, and a timed-out attempt gives its bulkhead permit back", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("search", {
+        retry: { maxAttempts: 3, idempotent: true, backoff: fast },
+        timeout: { phase: "read", limit: Duration.seconds(1) },
+        bulkhead: { maxConcurrent: 1, maxWait: Duration.zero }
+      })
+      let calls = 0
+      const fiber = yield* Effect.fork(Effect.exit(pipeline.apply(Effect.suspend(() => {
+        calls++
+        return calls < 3 ? Effect.never : Effect.succeed("found")
+      }))))
+      // attempt 1 times out at 1 s, retry after 100 ms, attempt 2 times out
+      // at 2.1 s, attempt 3 at 2.2 s succeeds: with the permit of the
+      // interrupted attempts returned each time.
+      yield* TestClock.adjust("2200 millis")
+      expect(yield* Fiber.join(fiber)).toStrictEqual(Exit.succeed("found"))
+      expect(calls).toBe(3)
+      expect(pipeline.policies.bulkhead!.unsafeStats()).toStrictEqual({ inFlight: 0, queued: 0, available: 1 })
+    }))
+
+  it.scoped("a read timeout of a call that is not idempotent is not retried (the payment profile)", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("payments", Resilience.profiles.payment)
+      let calls = 0
+      const fiber = yield* Effect.fork(Effect.flip(pipeline.apply(Effect.suspend(() => {
+        calls++
+        return Effect.never
+      }))))
+      yield* TestClock.adjust("15 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toStrictEqual(
+        new Timeout.TimeoutError({ dependency: "payments", phase: "read", limit: Duration.seconds(15) })
+      )
+      expect(calls).toBe(1)
+    }))
+
+  it.scoped("the notification profile never queues: a full bulkhead rejects at once", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("sms", { ...Resilience.profiles.notification, retry: false })
+      const running = yield* Effect.forEach(
+        Array.from({ length: 20 }),
+        () => Effect.fork(pipeline.apply(Effect.never)),
+        { concurrency: "unbounded" }
+      )
+      yield* Effect.yieldNow()
+      const error = yield* Effect.flip(pipeline.apply(Effect.succeed("sent")))
+      expect(error).toBeInstanceOf(Bulkhead.BulkheadFullError)
+      yield* Effect.forEach(running, Fiber.interrupt)
+    }))
+
+  it.effect("every profile is valid", () =>
+    Effect.gen(function*() {
+      for (const [name, config] of Object.entries(Resilience.profiles)) {
+        const pipeline = yield* Effect.scoped(Resilience.make(name, config))
+        expect(pipeline.dependency).toBe(name)
+      }
+    }))
+
+  it.effect("an invalid option of any policy fails the layer, naming the policy and the field", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.provide(Resilience.tag("payments"), Resilience.layer("payments", { retry: { maxAttempts: 0 } }))
+      )
+      expect(error).toMatchObject({ _tag: "InvalidOptionsError", policy: "Retry", dependency: "payments", field: "maxAttempts" })
+      const bulkhead = yield* Effect.flip(
+        Effect.provide(Resilience.tag("payments"), Resilience.layer("payments", { bulkhead: { maxConcurrent: -1 } }))
+      )
+      expect(bulkhead).toMatchObject({ policy: "Bulkhead", field: "maxConcurrent" })
+    }))
+
+  it.effect("layer and protect; the pipeline's errors are in the type", () =>
+    Effect.gen(function*() {
+      const call: Effect.Effect<string, Unavailable> = Effect.succeed("ok")
+      const protectedCall = call.pipe(Resilience.protect("inventory"))
+      // A compile-time check of the error channel.
+      const typed: Effect.Effect<
+        string,
+        | Unavailable
+        | Timeout.TimeoutError
+        | CircuitBreaker.CircuitOpenError
+        | Bulkhead.BulkheadFullError
+        | Resilience.ResilienceError,
+        Resilience.ResilienceFor<"inventory">
+      > = protectedCall
+      expect(yield* Effect.provide(typed, Resilience.layer("inventory", Resilience.profiles.read))).toBe("ok")
+    }))
+
+  it.scoped("one event stream for every policy of the dependency", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("inventory", {
+        retry: { maxAttempts: 2, idempotent: true, backoff: fast },
+        timeout: { limit: Duration.seconds(1) }
+      })
+      const events = yield* Queue.unbounded<Resilience.ResilienceEvent>()
+      yield* Effect.forkScoped(Stream.runForEach(pipeline.events, (event) => Queue.offer(events, event)))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("1 millis")
+      const fiber = yield* Effect.fork(Effect.exit(pipeline.apply(Effect.never)))
+      yield* TestClock.adjust("3 seconds")
+      yield* Fiber.join(fiber)
+      yield* Effect.yieldNow()
+      const tags = (yield* Queue.takeAll(events)).pipe((chunk) => Array.from(chunk, (e) => `${e._tag}:${e.event._tag}`))
+      expect(tags).toContain("Timeout:TimedOut")
+      expect(tags).toContain("Retry:Retrying")
+    }))
+
+  it.scoped("a span per attempt", () =>
+    Effect.gen(function*() {
+      const names: Array<string> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          names.push(name)
+          return new NoopSpan(name, parent, context, links, startTime, kind)
+        },
+        context: (f) => f()
+      })
+      const pipeline = yield* Resilience.make("inventory", { retry: { maxAttempts: 3, backoff: fast } })
+      let calls = 0
+      const fiber = yield* Effect.fork(Effect.exit(pipeline.apply(Effect.suspend(() => {
+        calls++
+        return Effect.fail(new Unavailable())
+      })).pipe(Effect.withTracer(tracer))))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(calls).toBe(3)
+      expect(names.filter((name) => name === "breakwater.attempt")).toHaveLength(3)
+    }))
+})
+
+class NoopSpan implements Tracer.Span {
+  readonly _tag = "Span"
+  readonly spanId = "span"
+  readonly traceId = "trace"
+  readonly sampled = true
+  status: Tracer.SpanStatus
+  attributes = new Map<string, unknown>()
+  constructor(
+    readonly name: string,
+    readonly parent: Option.Option<Tracer.AnySpan>,
+    readonly context: any,
+    readonly links: ReadonlyArray<Tracer.SpanLink>,
+    startTime: bigint,
+    readonly kind: Tracer.SpanKind
+  ) {
+    this.status = { _tag: "Started", startTime }
+  }
+  end(endTime: bigint, exit: Exit.Exit<unknown, unknown>) {
+    this.status = { _tag: "Ended", startTime: (this.status as { startTime: bigint }).startTime, endTime, exit }
+  }
+  attribute(key: string, value: unknown) {
+    this.attributes.set(key, value)
+  }
+  event() {}
+  addLinks() {}
+}
