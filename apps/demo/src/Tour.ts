@@ -3,6 +3,8 @@
  * policy, printing what every policy did.
  */
 import * as Bulkhead from "@breakwater/resilience/Bulkhead"
+import * as Fallback from "@breakwater/resilience/Fallback"
+import * as Resilience from "@breakwater/resilience/Resilience"
 import * as Retry from "@breakwater/resilience/Retry"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import * as Console from "effect/Console"
@@ -150,6 +152,58 @@ const budget = Effect.gen(function*() {
   )
 })
 
+const breaker = Effect.gen(function*() {
+  yield* scene(
+    "6. The whole pipeline: circuit breaker and a fallback to the last good value",
+    "A \"read\" pipeline (retry, breaker, timeout) for a price service. After two good\n" +
+      "answers the service goes down: the retries fail, the breaker opens after enough\n" +
+      "failures and then fails fast without calling the service, and the caller serves the\n" +
+      "last good price (with its age) instead of an error."
+  )
+  let healthy = true
+  let serviceCalls = 0
+  const price = Effect.suspend(() => {
+    serviceCalls++
+    return healthy ? Effect.as(Effect.sleep("5 millis"), 42) : Effect.fail(new Inventory.InventoryUnavailable({ call: serviceCalls }))
+  })
+  const pipeline = yield* Resilience.make("prices", {
+    ...Resilience.profiles.read,
+    retry: { maxAttempts: 2, idempotent: true, backoff: { _tag: "constant", delay: "5 millis" } },
+    circuitBreaker: {
+      window: { _tag: "count", size: 10 },
+      minimumCalls: 4,
+      failureRateThreshold: 0.5,
+      openDuration: "10 seconds"
+    }
+  })
+  const fallbacks = yield* Fallback.make({ dependency: "prices" })
+  const lastGood = yield* Fallback.lastGood<number>({ dependency: "prices", maxAge: "1 minute" })
+  const breakerEvents = yield* pipeline.policies.circuitBreaker!.subscribe
+  const getPrice = price.pipe(
+    lastGood.record(),
+    pipeline.apply,
+    Fallback.fallback(fallbacks, { CircuitOpenError: lastGood.stale(), InventoryUnavailable: lastGood.stale() })
+  )
+  for (let n = 1; n <= 7; n++) {
+    if (n === 3) healthy = false
+    const before = serviceCalls
+    const result = yield* Effect.either(getPrice)
+    const shown = Either.isLeft(result)
+      ? `failed: ${result.left._tag}`
+      : Fallback.isStale(result.right)
+      ? `stale price ${result.right.value} (${Math.round(Duration.toMillis(result.right.age))} ms old)`
+      : `price ${result.right}`
+    yield* Console.log(
+      `  request ${n}: ${shown.padEnd(34)} service calls: ${serviceCalls - before}, breaker: ${
+        pipeline.policies.circuitBreaker!.unsafeState()
+      }`
+    )
+  }
+  for (const event of yield* Queue.takeAll(breakerEvents)) {
+    if (event._tag === "StateChanged") yield* Console.log(`  breaker: ${event.from} -> ${event.to}`)
+  }
+})
+
 export const program = Effect.gen(function*() {
   yield* Console.log("Breakwater tour: one flaky dependency, called bare and through each policy.")
   yield* bare
@@ -157,6 +211,7 @@ export const program = Effect.gen(function*() {
   yield* withRetry
   yield* withBulkhead
   yield* budget
+  yield* breaker
   yield* Console.log("\nDone. Each policy is documented in docs/resilience/.")
 }).pipe(
   Effect.scoped,
