@@ -21,7 +21,7 @@ const timeAndRandom = [
 
 export default tseslint.config(
   {
-    ignores: ["**/node_modules/**", "**/dist/**", "**/build/**", "bench/results/**"]
+    ignores: ["**/node_modules/**", "**/dist/**", "**/build/**", "bench/results/**", "docs/jsdoc-examples/**"]
   },
   ...tseslint.configs.recommended,
   {
