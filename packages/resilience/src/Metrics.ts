@@ -194,3 +194,15 @@ export const hedgeWins = Metric.counter("breakwater_hedge_wins_total", {
   description: "Hedged calls whose result came from a hedge rather than the first attempt",
   incremental: true
 })
+
+/**
+ * Calls served by each provider of a failover, labelled by dependency and
+ * provider.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const failoverCalls = Metric.counter("breakwater_failover_calls_total", {
+  description: "Calls served by each provider of a failover",
+  incremental: true
+})
