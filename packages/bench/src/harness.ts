@@ -15,12 +15,15 @@ import { fileURLToPath } from "node:url"
 export type Impl = "breakwater" | "cockatiel" | "opossum" | "bare-effect" | "bare-promise"
 
 /**
- * Contenders measured for reference only: Effect's own combinators
- * (`Effect.retry`, `Effect.timeout`, `Semaphore.withPermits`). They are printed
- * beside the others but not written to the results file, whose `impl` values
- * are fixed.
+ * Contenders measured for reference only, printed beside the others but not
+ * written to the results file, whose `impl` values are fixed:
+ *
+ * - `effect-builtin`: Effect's own combinators (`Effect.retry`,
+ *   `Effect.timeout`, `Semaphore.withPermits`);
+ * - `cockatiel-consecutive`: cockatiel's circuit breaker with a
+ *   `ConsecutiveBreaker` (the `cockatiel` row uses a `SamplingBreaker`).
  */
-export type ReferenceImpl = "effect-builtin"
+export type ReferenceImpl = "effect-builtin" | "cockatiel-consecutive"
 
 /**
  * One row of a suite's results file: one case and one implementation.
@@ -76,7 +79,7 @@ export const config = (env: NodeJS.ProcessEnv = process.env): Config => {
   return {
     quick,
     rounds: positiveInt(env["BREAKWATER_BENCH_ROUNDS"], "BREAKWATER_BENCH_ROUNDS") ?? (quick ? 5 : 31),
-    warmupMillis: quick ? 100 : 500,
+    warmupMillis: quick ? 50 : 500,
     sampleMillis: positiveInt(env["BREAKWATER_BENCH_SAMPLE_MS"], "BREAKWATER_BENCH_SAMPLE_MS") ?? (quick ? 5 : 25)
   }
 }
@@ -219,7 +222,7 @@ export const interleave = async (
 }
 
 /** Throws when a benchmark loop did not compute what it should have. */
-export const check = (actual: number, expected: number, what: string): void => {
+export const check = <T extends number | string | boolean>(actual: T, expected: T, what: string): void => {
   if (actual !== expected) throw new Error(`${what}: expected ${expected}, got ${actual}`)
 }
 
