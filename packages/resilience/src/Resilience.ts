@@ -8,15 +8,20 @@
  *    fails an attempt fast without spending a token or a permit;
  * 3. rate limiter: an attempt the breaker lets through takes a token;
  * 4. timeout, per attempt: it covers the wait for a bulkhead permit and the
- *    call;
+ *    call, so a caller never waits longer than the limit;
  * 5. bulkhead: the permit is held only while the call runs;
  * 6. the call.
  *
  * Other orders break something: a retry inside the breaker hides every
  * failed attempt but the last from it; a timeout outside the retry cuts the
  * retries short (its limit then bounds all attempts together, which is what
- * `total` is for, not `read`); a bulkhead outside the timeout holds its permit
- * for as long as a stalled call stalls.
+ * `total` is for, not `read`); a bulkhead outside the timeout makes callers
+ * wait for a permit on top of the limit (up to `maxWait` more).
+ *
+ * The breaker judges the dependency, not this process: a call turned away by
+ * the rate limiter or the bulkhead (or a rate-limiter store failure) never
+ * reached the dependency, so inside a pipeline the breaker counts it as
+ * neither success nor failure.
  *
  * Fallbacks are per call site, since they produce the call's own type: apply
  * them to the result of `protect`.
@@ -28,6 +33,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Bulkhead from "./Bulkhead.js"
@@ -36,6 +42,7 @@ import * as internal from "./internal/resilience.js"
 import type { InvalidOptionsError } from "./Options.js"
 import type * as RateLimiter from "./RateLimiter.js"
 import type * as Retry from "./Retry.js"
+import * as Retryable from "./Retryable.js"
 import type * as Timeout from "./Timeout.js"
 
 /**
@@ -110,8 +117,17 @@ export interface Resilience {
     readonly bulkhead: Bulkhead.Bulkhead | undefined
   }
   readonly apply: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ResilienceError, R>
-  /** Every event of every policy of this dependency. */
+  /**
+   * Every event of every policy of this dependency, from the moment the
+   * stream is run. Events of different policies are merged as they arrive;
+   * their relative order is not guaranteed.
+   */
   readonly events: Stream.Stream<ResilienceEvent>
+  /**
+   * Subscribes to every policy now: every event published after this returns
+   * is delivered to the queue (forwarded by a fiber in `Scope`).
+   */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<ResilienceEvent>, never, Scope.Scope>
 }
 
 /**
@@ -187,13 +203,15 @@ export const resilient: {
 
 /**
  * Starting points from the integration notes. Spread one and override what
- * your dependency needs: `{ ...Resilience.profiles.payment, bulkhead: { maxConcurrent: 20 } }`.
+ * your dependency needs, spreading the policy you change too:
+ * `{ ...payment, bulkhead: { ...payment.bulkhead, maxConcurrent: 20 } }`.
  *
  * - `payment`: a state-changing call whose outcome matters. Read timeout 15 s
  *   (the notes' card approval took 10 s and a 5 s timeout cut it off), the
  *   `critical` breaker (trips at 30 %, open 10 s), and retries only for what
- *   never reached the gateway (connect timeouts, rejections before the call):
- *   a read timeout is not retried, since the card may have been charged.
+ *   declares it never reached the gateway (connect timeouts, rejections before
+ *   the call; `Retryable.strict`): a read timeout, or any error that does not
+ *   say, is not retried, since the card may have been charged.
  * - `notification`: SMS, mail, chat. A short timeout (2 s) and a bulkhead
  *   that never queues, so a slow provider never slows the main flow; one
  *   quick retry.
@@ -203,15 +221,11 @@ export const resilient: {
  * @since 0.1.0
  * @category Profiles
  */
-export const profiles: {
-  readonly payment: Config
-  readonly notification: Config
-  readonly read: Config
-} = {
+export const profiles = {
   payment: {
-    timeout: { phase: "read", limit: Duration.seconds(15) },
+    timeout: { phase: "read" as const, limit: Duration.seconds(15) },
     circuitBreaker: { preset: "critical" },
-    retry: { maxAttempts: 3, idempotent: false },
+    retry: { maxAttempts: 3, idempotent: false, classify: Retryable.strict },
     bulkhead: { maxConcurrent: 100, maxWait: Duration.seconds(1) }
   },
   notification: {
@@ -220,7 +234,7 @@ export const profiles: {
     retry: {
       maxAttempts: 2,
       idempotent: false,
-      backoff: { _tag: "exponential", base: Duration.millis(100), cap: Duration.seconds(1), jitter: "full" }
+      backoff: { _tag: "exponential", base: Duration.millis(100), cap: Duration.seconds(1), jitter: "full" } as const
     },
     bulkhead: { maxConcurrent: 20, maxWait: Duration.zero }
   },
@@ -229,4 +243,4 @@ export const profiles: {
     circuitBreaker: { preset: "standard" },
     retry: { maxAttempts: 3, idempotent: true }
   }
-}
+} as const satisfies Record<string, Config>

@@ -95,3 +95,23 @@ export const retryAfterOf = (error: unknown): Duration.Duration | undefined => {
   const retryAfter = error[RetryAfterTypeId]
   return Duration.isDuration(retryAfter) ? retryAfter : undefined
 }
+
+/**
+ * A classifier for calls whose failures must be presumed to have reached the
+ * remote: an error that declares a verdict keeps it, an undeclared one is
+ * `"fatal"`. Use it as a retry policy's `classify` for state-changing calls
+ * (charges, point deductions), where only errors that say nothing was sent
+ * (a connect timeout, a rejection before the call) may be retried.
+ *
+ * @example
+ * ```ts
+ * import * as Retry from "@breakwater/resilience/Retry"
+ * import * as Retryable from "@breakwater/resilience/Retryable"
+ *
+ * const charge = Retry.make({ dependency: "payments", classify: Retryable.strict })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Classifiers
+ */
+export const strict = (error: unknown): Verdict => verdictOf(error) ?? "fatal"

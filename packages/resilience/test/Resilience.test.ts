@@ -99,6 +99,60 @@ describe("Resilience", () => {
       yield* Effect.forEach(running, Fiber.interrupt)
     }))
 
+  it.scoped("calls turned away by the bulkhead or the limiter never count against the dependency", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("reports", {
+        circuitBreaker: { window: { _tag: "count", size: 4 }, minimumCalls: 2, failureRateThreshold: 0.5 },
+        rateLimiter: { limit: 1, period: Duration.minutes(1), maxWait: Duration.zero }
+      })
+      expect(yield* pipeline.apply(Effect.succeed("ok"))).toBe("ok")
+      for (let i = 0; i < 5; i++) {
+        const error = yield* Effect.flip(pipeline.apply(Effect.succeed("ok")))
+        expect(error._tag).toBe("RateLimitedError")
+      }
+      expect(pipeline.policies.circuitBreaker!.unsafeState()).toBe("Closed")
+    }))
+
+  it.scoped("the payment profile retries only errors that declare nothing reached the gateway", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("payments", { ...Resilience.profiles.payment, timeout: false })
+      let calls = 0
+      // An error that says nothing: presumed to have reached the gateway.
+      yield* Effect.flip(pipeline.apply(Effect.suspend(() => {
+        calls++
+        return Effect.fail(new Unavailable())
+      })))
+      expect(calls).toBe(1)
+      // A connect timeout: nothing was sent, retried.
+      calls = 0
+      const fiber = yield* Effect.fork(Effect.flip(pipeline.apply(Effect.suspend(() => {
+        calls++
+        return Effect.fail(new Timeout.TimeoutError({ dependency: "payments", phase: "connect", limit: Duration.seconds(3) }))
+      }))))
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(fiber)
+      expect(calls).toBe(3)
+    }))
+
+  it.scoped("subscribe: every policy's events in one queue", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("inventory", {
+        retry: { maxAttempts: 2, idempotent: true, backoff: fast },
+        timeout: { limit: Duration.seconds(1) },
+        bulkhead: { maxConcurrent: 1, maxWait: Duration.zero }
+      })
+      const events = yield* pipeline.subscribe
+      const fiber = yield* Effect.fork(Effect.exit(pipeline.apply(Effect.never)))
+      yield* TestClock.adjust("3 seconds")
+      yield* Fiber.join(fiber)
+      const tags = new Set<string>()
+      while (tags.size < 3) {
+        const event = yield* Queue.take(events)
+        tags.add(`${event._tag}:${event.event._tag}`)
+      }
+      expect([...tags].sort()).toStrictEqual(["Retry:GaveUp", "Retry:Retrying", "Timeout:TimedOut"])
+    }))
+
   it.effect("every profile is valid", () =>
     Effect.gen(function*() {
       for (const [name, config] of Object.entries(Resilience.profiles)) {

@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Bulkhead from "../Bulkhead.js"
@@ -23,6 +24,11 @@ const build = <I, P>(
 ): Effect.Effect<P | undefined, InvalidOptionsError, Scope.Scope> =>
   input === undefined || input === false ? Effect.succeed(undefined) : make(input)
 
+const turnedAwayLocally = (error: unknown): boolean =>
+  error instanceof Bulkhead.BulkheadFullError ||
+  error instanceof RateLimiter.RateLimitedError ||
+  error instanceof RateLimiter.RateLimiterStoreError
+
 /** @internal */
 export const make = (
   dependency: string,
@@ -32,9 +38,16 @@ export const make = (
     // Built in the pipeline's order so that an invalid option is reported
     // for the outermost policy first.
     const retry = yield* build(config.retry, (input) => Retry.make({ ...input, dependency }))
+    // The breaker judges the dependency: calls turned away by this process
+    // (limiter, bulkhead, limiter store) never reached it.
     const circuitBreaker = yield* build(
       config.circuitBreaker,
-      (input) => CircuitBreaker.make({ ...input, dependency })
+      (input) =>
+        CircuitBreaker.make({
+          ...input,
+          dependency,
+          ignore: (error) => turnedAwayLocally(error) || (input.ignore?.(error) ?? false)
+        })
     )
     const rateLimiter = yield* build(config.rateLimiter, (input) => RateLimiter.make({ ...input, dependency }))
     const timeout = yield* build(config.timeout, (input) => Timeout.make({ ...input, dependency }))
@@ -65,11 +78,44 @@ export const make = (
     if (timeout) streams.push(Stream.map(timeout.events, (event) => ResilienceEvent.Timeout({ dependency, event })))
     if (bulkhead) streams.push(Stream.map(bulkhead.events, (event) => ResilienceEvent.Bulkhead({ dependency, event })))
 
+    const subscriptions: Array<
+      Effect.Effect<Stream.Stream<Resilience.ResilienceEvent>, never, Scope.Scope>
+    > = []
+    if (retry) {
+      subscriptions.push(Effect.map(retry.subscribe, (queue) =>
+        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Retry({ dependency, event }))))
+    }
+    if (circuitBreaker) {
+      subscriptions.push(Effect.map(circuitBreaker.subscribe, (queue) =>
+        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.CircuitBreaker({ dependency, event }))))
+    }
+    if (timeout) {
+      subscriptions.push(Effect.map(timeout.subscribe, (queue) =>
+        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Timeout({ dependency, event }))))
+    }
+    if (bulkhead) {
+      subscriptions.push(Effect.map(bulkhead.subscribe, (queue) =>
+        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Bulkhead({ dependency, event }))))
+    }
+    // Subscribes to every policy at once, then forwards into one queue.
+    const subscribe = Effect.gen(function*() {
+      const merged = yield* Effect.acquireRelease(
+        Queue.sliding<Resilience.ResilienceEvent>(4096),
+        Queue.shutdown
+      )
+      for (const subscription of subscriptions) {
+        const stream = yield* subscription
+        yield* Effect.forkScoped(Stream.runForEach(stream, (event) => Queue.offer(merged, event)))
+      }
+      return merged as Queue.Dequeue<Resilience.ResilienceEvent>
+    })
+
     const pipeline: Resilience.Resilience = {
       dependency,
       policies: { retry, circuitBreaker, rateLimiter, timeout, bulkhead },
       apply,
-      events: Stream.mergeAll(streams, { concurrency: "unbounded" })
+      events: Stream.mergeAll(streams, { concurrency: "unbounded" }),
+      subscribe
     }
     return pipeline
   })
