@@ -4,6 +4,9 @@
  *
  * 1. retry (with its budget): outside everything below, so each attempt is
  *    judged afresh by the breaker, the limiter, the timeout and the bulkhead;
+ *    (hedge, when configured: inside the retry, so each hedged attempt goes
+ *    through the breaker, the limiter, the timeout and the bulkhead like any
+ *    other, and a retry starts a fresh hedged attempt;)
  * 2. circuit breaker: it sees every attempt's outcome, and an open circuit
  *    fails an attempt fast without spending a token or a permit;
  * 3. rate limiter: an attempt the breaker lets through takes a token;
@@ -38,6 +41,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Bulkhead from "./Bulkhead.js"
 import type * as CircuitBreaker from "./CircuitBreaker.js"
+import type * as Hedge from "./Hedge.js"
 import * as internal from "./internal/resilience.js"
 import type { InvalidOptionsError } from "./Options.js"
 import type * as RateLimiter from "./RateLimiter.js"
@@ -61,6 +65,11 @@ export interface Config {
   /** The timeout of each attempt; the phase defaults to `"total"`. */
   readonly timeout?: Omit<Timeout.Input, "dependency"> | false | undefined
   readonly bulkhead?: Omit<Bulkhead.Input, "dependency"> | false | undefined
+  /**
+   * Hedged attempts, for idempotent calls only (reads): another attempt
+   * starts after the delay, the first success wins. Off by default.
+   */
+  readonly hedge?: Omit<Hedge.Input, "dependency"> | false | undefined
   /**
    * A span per attempt (`breakwater.attempt`, attribute
    * `breakwater.dependency`), child of the caller's span, so a trace shows
@@ -93,6 +102,7 @@ export type ResilienceEvent = Data.TaggedEnum<{
   CircuitBreaker: { readonly dependency: string; readonly event: CircuitBreaker.CircuitBreakerEvent }
   Timeout: { readonly dependency: string; readonly event: Timeout.TimeoutEvent }
   Bulkhead: { readonly dependency: string; readonly event: Bulkhead.BulkheadEvent }
+  Hedge: { readonly dependency: string; readonly event: Hedge.HedgeEvent }
 }>
 
 /**
@@ -115,6 +125,7 @@ export interface Resilience {
     readonly rateLimiter: RateLimiter.RateLimiter | undefined
     readonly timeout: Timeout.Timeout | undefined
     readonly bulkhead: Bulkhead.Bulkhead | undefined
+    readonly hedge: Hedge.Hedge | undefined
   }
   readonly apply: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ResilienceError, R>
   /**
@@ -216,7 +227,8 @@ export const resilient: {
  *   that never queues, so a slow provider never slows the main flow; one
  *   quick retry.
  * - `read`: idempotent reads. Read timeout 5 s; 3 attempts, read timeouts
- *   included; the `standard` breaker.
+ *   included; the `standard` breaker. Reads may also be hedged: add
+ *   `hedge: { delay: { percentile: 0.95 } }` to cut the tail latency.
  *
  * @since 0.1.0
  * @category Profiles

@@ -153,6 +153,32 @@ describe("Resilience", () => {
       expect([...tags].sort()).toStrictEqual(["Retry:GaveUp", "Retry:Retrying", "Timeout:TimedOut"])
     }))
 
+  it.scoped("hedge: a stalled read is hedged after the delay, each hedged attempt through the pipeline", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make("catalog", {
+        ...Resilience.profiles.read,
+        hedge: { delay: Duration.millis(100), maxHedges: 1 },
+        bulkhead: { maxConcurrent: 2, maxWait: Duration.zero }
+      })
+      let calls = 0
+      let interrupted = 0
+      const fiber = yield* Effect.fork(pipeline.apply(Effect.suspend(() => {
+        calls++
+        return calls === 1
+          ? Effect.onInterrupt(Effect.never, () => Effect.sync(() => interrupted++))
+          : Effect.as(Effect.sleep("20 millis"), "hedged answer")
+      })))
+      yield* TestClock.adjust("99 millis")
+      expect(calls).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect(calls).toBe(2)
+      yield* TestClock.adjust("20 millis")
+      expect(yield* Fiber.join(fiber)).toBe("hedged answer")
+      expect(interrupted).toBe(1)
+      // Both attempts went through the bulkhead and gave their permits back.
+      expect(pipeline.policies.bulkhead!.unsafeStats()).toStrictEqual({ inFlight: 0, queued: 0, available: 2 })
+    }))
+
   it.effect("every profile is valid", () =>
     Effect.gen(function*() {
       for (const [name, config] of Object.entries(Resilience.profiles)) {

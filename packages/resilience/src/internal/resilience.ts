@@ -6,6 +6,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Bulkhead from "../Bulkhead.js"
 import * as CircuitBreaker from "../CircuitBreaker.js"
+import * as Hedge from "../Hedge.js"
 import type { InvalidOptionsError } from "../Options.js"
 import * as RateLimiter from "../RateLimiter.js"
 import type * as Resilience from "../Resilience.js"
@@ -52,6 +53,7 @@ export const make = (
     const rateLimiter = yield* build(config.rateLimiter, (input) => RateLimiter.make({ ...input, dependency }))
     const timeout = yield* build(config.timeout, (input) => Timeout.make({ ...input, dependency }))
     const bulkhead = yield* build(config.bulkhead, (input) => Bulkhead.make({ ...input, dependency }))
+    const hedge = yield* build(config.hedge, (input) => Hedge.make({ ...input, dependency }))
     const spans = config.spans ?? true
 
     const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Resilience.ResilienceError, R> => {
@@ -65,6 +67,7 @@ export const make = (
           attributes: { "breakwater.dependency": dependency }
         })
       }
+      if (hedge) attempt = hedge.apply(attempt)
       return retry ? retry.apply(attempt) : attempt
     }
 
@@ -77,6 +80,7 @@ export const make = (
     }
     if (timeout) streams.push(Stream.map(timeout.events, (event) => ResilienceEvent.Timeout({ dependency, event })))
     if (bulkhead) streams.push(Stream.map(bulkhead.events, (event) => ResilienceEvent.Bulkhead({ dependency, event })))
+    if (hedge) streams.push(Stream.map(hedge.events, (event) => ResilienceEvent.Hedge({ dependency, event })))
 
     const subscriptions: Array<
       Effect.Effect<Stream.Stream<Resilience.ResilienceEvent>, never, Scope.Scope>
@@ -97,6 +101,10 @@ export const make = (
       subscriptions.push(Effect.map(bulkhead.subscribe, (queue) =>
         Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Bulkhead({ dependency, event }))))
     }
+    if (hedge) {
+      subscriptions.push(Effect.map(hedge.subscribe, (queue) =>
+        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Hedge({ dependency, event }))))
+    }
     // Subscribes to every policy at once, then forwards into one queue.
     const subscribe = Effect.gen(function*() {
       const merged = yield* Effect.acquireRelease(
@@ -112,7 +120,7 @@ export const make = (
 
     const pipeline: Resilience.Resilience = {
       dependency,
-      policies: { retry, circuitBreaker, rateLimiter, timeout, bulkhead },
+      policies: { retry, circuitBreaker, rateLimiter, timeout, bulkhead, hedge },
       apply,
       events: Stream.mergeAll(streams, { concurrency: "unbounded" }),
       subscribe
