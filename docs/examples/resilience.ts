@@ -93,6 +93,7 @@ const format = (event: Resilience.ResilienceEvent): string =>
         ThresholdExceeded: (e) => `ThresholdExceeded: ${e.calls} calls, failure rate ${e.failureRate.toFixed(2)}`
       }),
     Timeout: ({ event }) => `TimedOut: ${event.phase} after ${Duration.format(event.limit)}`,
+    Hedge: ({ event }) => event._tag,
     Bulkhead: ({ event }) => `Rejected: ${event.limit}`
   })
 
