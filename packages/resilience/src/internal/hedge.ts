@@ -3,12 +3,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import type * as FiberRefs from "effect/FiberRefs"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
-import type * as RuntimeFlags from "effect/RuntimeFlags"
+import type * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import type * as Hedge from "../Hedge.js"
 import { HedgeEvent, Options } from "../Hedge.js"
@@ -16,6 +14,7 @@ import * as Metrics from "../Metrics.js"
 import type { InvalidOptionsError } from "../Options.js"
 import * as Deadlines from "./deadlines.js"
 import * as Events from "./events.js"
+import * as Fibers from "./fibers.js"
 import { fromConfig } from "./layers.js"
 import { decode } from "./options.js"
 import { policyTag } from "./tags.js"
@@ -163,51 +162,19 @@ export class LatencyWindow {
 // Attempts
 // ---------------------------------------------------------------------------
 
-const runtimeFlagsOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): RuntimeFlags.RuntimeFlags => {
-  // `FiberRuntime` keeps its flags in `currentRuntimeFlags`; the public
-  // `RuntimeFiber` interface does not list it (the same reading as Timeout's).
-  const flags = (fiber as unknown as { readonly currentRuntimeFlags?: RuntimeFlags.RuntimeFlags }).currentRuntimeFlags
-  return flags === undefined ? Runtime.defaultRuntimeFlags : flags
-}
-
-interface Attempt<A, E> {
+interface Attempt<A, E> extends Fibers.Started<A, E> {
   /** 1-based: 1 is the first attempt. */
   readonly number: number
-  readonly fiber: Fiber.RuntimeFiber<A, E>
-  readonly initialRefs: FiberRefs.FiberRefs | undefined
 }
 
-/**
- * Starts `self` in a fiber that runs at once on the current stack until it
- * suspends or ends (Timeout's technique, see docs/ARCHITECTURE.md).
- */
+/** Starts attempt `number` on the caller's stack (see internal/fibers.ts). */
 const startAttempt = <A, E, R>(
   runtime: Runtime.Runtime<R>,
   self: Effect.Effect<A, E, R>,
   number: number
-): Attempt<A, E> => {
-  let initialRefs: FiberRefs.FiberRefs | undefined
-  const fiber = Runtime.runFork(runtime, self, {
-    updateRefs: (refs) => {
-      initialRefs = refs
-      return refs
-    }
-  })
-  return { number, fiber, initialRefs }
-}
+): Attempt<A, E> => ({ ...Fibers.startOnCallerStack(runtime, self), number })
 
-/**
- * The exit of the attempt whose result the caller gets, with the FiberRef
- * changes it made merged into the caller (as `Effect.race` does for its
- * winner). Reading `_fiberRefs` tells whether there are any: see Timeout's
- * `untouched` and docs/ARCHITECTURE.md.
- */
-const settle = <A, E>(attempt: Attempt<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> => {
-  const refs = (attempt.fiber as unknown as { readonly _fiberRefs?: FiberRefs.FiberRefs })._fiberRefs
-  return attempt.initialRefs !== undefined && refs === attempt.initialRefs
-    ? exit
-    : Effect.zipRight(Fiber.inheritAll(attempt.fiber), exit)
-}
+const settle = Fibers.settle
 
 // ---------------------------------------------------------------------------
 // Policy
@@ -247,15 +214,11 @@ export const make = (input: Hedge.Input): Effect.Effect<Hedge.Hedge, InvalidOpti
     // attempt fiber is not the caller's child).
     const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
       Effect.withFiberRuntime<A, E, R>((parent) => {
-        const runtimeFlags = runtimeFlagsOf(parent)
+        const runtimeFlags = Fibers.runtimeFlagsOf(parent)
         return Effect.uninterruptibleMask((restore) => {
           const startedAt = queue.now()
           const delay = delayMillis()
-          const runtime = Runtime.make({
-            context: parent.currentContext as any,
-            fiberRefs: parent.getFiberRefs(),
-            runtimeFlags
-          }) as Runtime.Runtime<R>
+          const runtime = Fibers.callerRuntime<R>(parent, runtimeFlags)
           const first = startAttempt(runtime, self, 1)
 
           // Fast path: the call ended without suspending. No timer, no waiting.

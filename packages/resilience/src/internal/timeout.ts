@@ -1,18 +1,15 @@
 import type * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import type * as FiberRefs from "effect/FiberRefs"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
-import * as Runtime from "effect/Runtime"
-import type * as RuntimeFlags from "effect/RuntimeFlags"
 import type * as Scope from "effect/Scope"
 import type * as Timeout from "../Timeout.js"
 import { defaultLimits, Options, TimeoutError, TimeoutEvent } from "../Timeout.js"
 import * as Deadlines from "./deadlines.js"
+import * as Fibers from "./fibers.js"
 import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
 import * as Metrics from "../Metrics.js"
@@ -25,24 +22,6 @@ export const tag = <const Dependency extends string, const P extends Timeout.Pha
   dependency: Dependency,
   phase?: P
 ) => policyTag<Timeout.TimeoutFor<Dependency, P>, Timeout.Timeout>("Timeout", dependency, phase ?? "total")
-
-const runtimeFlagsOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): RuntimeFlags.RuntimeFlags => {
-  // `FiberRuntime` keeps its flags in `currentRuntimeFlags`; the public
-  // `RuntimeFiber` interface does not list it.
-  const flags = (fiber as unknown as { readonly currentRuntimeFlags?: RuntimeFlags.RuntimeFlags }).currentRuntimeFlags
-  return flags === undefined ? Runtime.defaultRuntimeFlags : flags
-}
-
-/**
- * Whether a finished fiber left its FiberRefs as it got them, in which case
- * there is nothing to merge back into the caller. `getFiberRefs()` cannot
- * tell: it records the fiber's runtime flags first and so always returns a new
- * object; `FiberRuntime` keeps the refs themselves in `_fiberRefs`, which is
- * not part of the public interface. If that field is ever renamed this returns
- * false and the refs are merged, which is correct, only slower.
- */
-const untouched = (fiber: Fiber.RuntimeFiber<unknown, unknown>, initial: FiberRefs.FiberRefs | undefined): boolean =>
-  initial !== undefined && (fiber as unknown as { readonly _fiberRefs?: FiberRefs.FiberRefs })._fiberRefs === initial
 
 /**
  * Runs `self` in a fiber that starts at once on the caller's stack, so a call
@@ -69,25 +48,13 @@ const makeApply = (
   // work fiber is not the caller's child and would not be interrupted with
   // it).
   Effect.withFiberRuntime<A, E | TimeoutError, R>((parent) => {
-    const runtimeFlags = runtimeFlagsOf(parent)
+    const runtimeFlags = Fibers.runtimeFlagsOf(parent)
     return Effect.uninterruptibleMask((restore) => {
       const startedAt = queue.now()
-      let initialRefs: FiberRefs.FiberRefs | undefined
-      const child = Runtime.runFork(
-        Runtime.make({ context: parent.currentContext as any, fiberRefs: parent.getFiberRefs(), runtimeFlags }),
-        self,
-        {
-          updateRefs: (refs) => {
-            initialRefs = refs
-            return refs
-          }
-        }
-      )
-      const settle = (exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
-        untouched(child, initialRefs) ? exit : Effect.zipRight(Fiber.inheritAll(child), exit)
-
+      const started = Fibers.startOnCallerStack(Fibers.callerRuntime<R>(parent, runtimeFlags), self)
+      const child = started.fiber
       const done = child.unsafePoll()
-      if (done !== null) return settle(done)
+      if (done !== null) return Fibers.settle(started, done)
 
       let timedOut = false
       const deadline = queue.add(startedAt + limitMillis, () => {
@@ -101,7 +68,7 @@ const makeApply = (
         }),
         (exit): Effect.Effect<A, E | TimeoutError> => {
           queue.remove(deadline)
-          return timedOut ? Effect.fail(onTimeout()) : settle(exit)
+          return timedOut ? Effect.fail(onTimeout()) : Fibers.settle(started, exit)
         }
       )
     })
