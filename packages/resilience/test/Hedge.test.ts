@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -194,6 +195,27 @@ describe("Hedge", () => {
       expect(log.finalized.sort()).toStrictEqual([1, 2, 3])
       yield* adjust(1_000)
       expect(log.started).toBe(3)
+    }))
+
+  it.scoped("a caller interrupted the moment the first attempt starts leaves nothing running", () =>
+    Effect.gen(function*() {
+      const hedge = yield* Hedge.make({ dependency: "search", delay: "1 minute" })
+      let finalized = false
+      // The attempt interrupts its caller as soon as it starts, then hangs:
+      // the interruption reaches the caller before it starts waiting.
+      const caller = yield* Effect.fork(Effect.withFiberRuntime((callerFiber) =>
+        hedge.apply(
+          Effect.sync(() => callerFiber.unsafeInterruptAsFork(FiberId.none)).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.ensuring(Effect.sync(() => {
+              finalized = true
+            }))
+          )
+        )
+      ))
+      const exit = yield* Fiber.await(caller)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(finalized).toBe(true)
     }))
 
   it.scoped("percentile delay: max until minSamples, then the percentile of recent latencies, clamped", () =>

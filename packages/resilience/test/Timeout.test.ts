@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -70,6 +71,27 @@ describe("Timeout", () => {
       })))))
       yield* Effect.yieldNow()
       yield* Fiber.interrupt(fiber)
+      expect(finalized).toBe(true)
+    }))
+
+  it.scoped("a caller interrupted the moment the work starts leaves nothing running", () =>
+    Effect.gen(function*() {
+      const policy = yield* Timeout.make({ dependency: "payments", limit: "1 minute" })
+      let finalized = false
+      // The work interrupts its caller as soon as it starts, then hangs: the
+      // interruption reaches the caller before it starts waiting.
+      const caller = yield* Effect.fork(Effect.withFiberRuntime<never, Timeout.TimeoutError>((callerFiber) =>
+        policy.apply(
+          Effect.sync(() => callerFiber.unsafeInterruptAsFork(FiberId.none)).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.ensuring(Effect.sync(() => {
+              finalized = true
+            }))
+          )
+        )
+      ))
+      const exit = yield* Fiber.await(caller)
+      expect(Exit.isInterrupted(exit)).toBe(true)
       expect(finalized).toBe(true)
     }))
 
