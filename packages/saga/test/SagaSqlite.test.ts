@@ -1,0 +1,73 @@
+import * as Saga from "@breakwater/saga/Saga"
+import * as SagaEngine from "@breakwater/saga/SagaEngine"
+import { assert, describe, expect, it } from "@effect/vitest"
+import * as DurableClock from "@effect/workflow/DurableClock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { runToEnd, suite } from "./SagaSuite.js"
+
+/** A fresh directory, deleted (with the SQLite file and its WAL files) when the scope closes. */
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-saga-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** A fresh SQLite file for each build of the layer. */
+const freshSqlite = Layer.unwrapScoped(
+  Effect.map(tempDir, (dir) => SagaEngine.layerSqlite({ filename: path.join(dir, "saga.db") }))
+)
+
+suite("Saga (SQLite engine)", freshSqlite)
+
+describe("Saga (SQLite engine): resuming from the file", () => {
+  it.scoped("a fresh engine on the same file resumes the execution; completed steps are not re-run", () => {
+    const log: Array<string> = []
+    const step = (name: string) =>
+      Saga.step({
+        name,
+        success: Schema.String,
+        run: (input: string) => Effect.sync(() => log.push(`run ${name}`)).pipe(Effect.as(`${name}(${input})`))
+      })
+    const [a, b] = [step("A"), step("B")]
+    const S = Saga.make({ name: "resume", payload: { orderId: Schema.String }, success: Schema.String, idempotencyKey: (o) => o.orderId }, (o) =>
+      Effect.gen(function*() {
+        log.push("body")
+        yield* Saga.run(a, o.orderId)
+        // above the in-memory threshold: a clock message in the SQLite file, and the saga suspends
+        yield* DurableClock.sleep({ name: "wait", duration: "2 minutes" })
+        return yield* Saga.run(b, o.orderId)
+      }))
+    return Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "saga.db")
+      const engine = () => S.layer.pipe(Layer.provideMerge(Layer.orDie(SagaEngine.layerSqlite({ filename }))))
+
+      // first engine: run until A is done and the saga has suspended on its clock, then shut the engine down
+      yield* Effect.gen(function*() {
+        const executionId = yield* S.executionId({ orderId: "o1" })
+        const fiber = yield* Effect.fork(S.execute({ orderId: "o1" }))
+        for (let i = 0; i < 200; i++) {
+          if ((yield* S.status(executionId))?._tag === "Running") break
+          yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 0)))
+          yield* TestClock.adjust("100 millis")
+        }
+        expect(yield* S.status(executionId)).toStrictEqual({ _tag: "Running" })
+        expect(fs.existsSync(`${filename}-wal`)).toBe(true) // journal_mode = WAL
+        yield* Fiber.interrupt(fiber)
+      }).pipe(Effect.provide(engine()))
+      expect(log).toStrictEqual(["body", "run A"])
+
+      // a fresh engine on the same file: the clock fires, the body re-runs, A comes from the journal
+      const exit = yield* runToEnd(S.execute({ orderId: "o1" })).pipe(Effect.provide(engine()))
+      assert.deepStrictEqual(exit, Exit.succeed("B(o1)"))
+      expect(log.filter((line) => line !== "body")).toStrictEqual(["run A", "run B"])
+      expect(log.filter((line) => line === "body").length).toBeGreaterThanOrEqual(2)
+    })
+  })
+})
