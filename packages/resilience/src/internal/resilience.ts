@@ -25,6 +25,23 @@ const build = <I, P>(
 ): Effect.Effect<P | undefined, InvalidOptionsError, Scope.Scope> =>
   input === undefined || input === false ? Effect.succeed(undefined) : make(input)
 
+interface Source {
+  readonly events: Stream.Stream<Resilience.ResilienceEvent>
+  readonly subscribe: Effect.Effect<Stream.Stream<Resilience.ResilienceEvent>, never, Scope.Scope>
+}
+
+const source = <A>(
+  policy: {
+    readonly events: Stream.Stream<A>
+    readonly subscribe: Effect.Effect<Queue.Dequeue<A>, never, Scope.Scope>
+  } | undefined,
+  tag: (event: A) => Resilience.ResilienceEvent
+): Source | undefined =>
+  policy === undefined ? undefined : {
+    events: Stream.map(policy.events, tag),
+    subscribe: Effect.map(policy.subscribe, (queue) => Stream.map(Stream.fromQueue(queue), tag))
+  }
+
 const turnedAwayLocally = (error: unknown): boolean =>
   error instanceof Bulkhead.BulkheadFullError ||
   error instanceof RateLimiter.RateLimitedError ||
@@ -71,48 +88,23 @@ export const make = (
       return retry ? retry.apply(attempt) : attempt
     }
 
-    const streams: Array<Stream.Stream<Resilience.ResilienceEvent>> = []
-    if (retry) streams.push(Stream.map(retry.events, (event) => ResilienceEvent.Retry({ dependency, event })))
-    if (circuitBreaker) {
-      streams.push(
-        Stream.map(circuitBreaker.events, (event) => ResilienceEvent.CircuitBreaker({ dependency, event }))
-      )
-    }
-    if (timeout) streams.push(Stream.map(timeout.events, (event) => ResilienceEvent.Timeout({ dependency, event })))
-    if (bulkhead) streams.push(Stream.map(bulkhead.events, (event) => ResilienceEvent.Bulkhead({ dependency, event })))
-    if (hedge) streams.push(Stream.map(hedge.events, (event) => ResilienceEvent.Hedge({ dependency, event })))
+    // Each policy's events, tagged by policy, as a stream and as a subscription.
+    const sources = [
+      source(retry, (event) => ResilienceEvent.Retry({ dependency, event })),
+      source(circuitBreaker, (event) => ResilienceEvent.CircuitBreaker({ dependency, event })),
+      source(timeout, (event) => ResilienceEvent.Timeout({ dependency, event })),
+      source(bulkhead, (event) => ResilienceEvent.Bulkhead({ dependency, event })),
+      source(hedge, (event) => ResilienceEvent.Hedge({ dependency, event }))
+    ].filter((s): s is Source => s !== undefined)
 
-    const subscriptions: Array<
-      Effect.Effect<Stream.Stream<Resilience.ResilienceEvent>, never, Scope.Scope>
-    > = []
-    if (retry) {
-      subscriptions.push(Effect.map(retry.subscribe, (queue) =>
-        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Retry({ dependency, event }))))
-    }
-    if (circuitBreaker) {
-      subscriptions.push(Effect.map(circuitBreaker.subscribe, (queue) =>
-        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.CircuitBreaker({ dependency, event }))))
-    }
-    if (timeout) {
-      subscriptions.push(Effect.map(timeout.subscribe, (queue) =>
-        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Timeout({ dependency, event }))))
-    }
-    if (bulkhead) {
-      subscriptions.push(Effect.map(bulkhead.subscribe, (queue) =>
-        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Bulkhead({ dependency, event }))))
-    }
-    if (hedge) {
-      subscriptions.push(Effect.map(hedge.subscribe, (queue) =>
-        Stream.map(Stream.fromQueue(queue), (event) => ResilienceEvent.Hedge({ dependency, event }))))
-    }
     // Subscribes to every policy at once, then forwards into one queue.
     const subscribe = Effect.gen(function*() {
       const merged = yield* Effect.acquireRelease(
         Queue.sliding<Resilience.ResilienceEvent>(4096),
         Queue.shutdown
       )
-      for (const subscription of subscriptions) {
-        const stream = yield* subscription
+      for (const { subscribe } of sources) {
+        const stream = yield* subscribe
         yield* Effect.forkScoped(Stream.runForEach(stream, (event) => Queue.offer(merged, event)))
       }
       return merged as Queue.Dequeue<Resilience.ResilienceEvent>
@@ -122,7 +114,7 @@ export const make = (
       dependency,
       policies: { retry, circuitBreaker, rateLimiter, timeout, bulkhead, hedge },
       apply,
-      events: Stream.mergeAll(streams, { concurrency: "unbounded" }),
+      events: Stream.mergeAll(sources.map((s) => s.events), { concurrency: "unbounded" }),
       subscribe
     }
     return pipeline
