@@ -11,6 +11,13 @@
  * Steps run at least once: each gets a stable idempotency key to send to the
  * remote.
  *
+ * Nothing is dropped: a compensation that still fails after its retries parks
+ * the saga as `needs-attention` until an operator retries it or marks it
+ * resolved, and a step whose outcome stays unknown parks it as `pending`
+ * until it is reconciled. Both are visible in the saga index
+ * (`@breakwater/saga/SagaIndex`), which lists sagas by state with each step's
+ * history.
+ *
  * @since 0.1.0
  */
 import type * as Workflow from "@effect/workflow/Workflow"
@@ -23,6 +30,7 @@ import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/saga.js"
+import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
 
 /**
  * @since 0.1.0
@@ -91,8 +99,10 @@ export class DuplicateStepError extends Schema.TaggedError<DuplicateStepError>("
 }
 
 /**
- * A step's outcome stayed unknown after every `checkStatus` (or it has
- * none): the saga is parked for reconciliation. Nothing was compensated.
+ * Why a saga is parked as `pending`: a step's outcome stayed unknown after
+ * every `checkStatus` (or it has none, and no `cancel` succeeded). Nothing is
+ * compensated; the saga waits for `saga.reconcile(executionId, step, outcome)`.
+ * Found in `saga.status(...)` and the saga index.
  *
  * @since 0.1.0
  * @category Errors
@@ -104,10 +114,14 @@ export class Pending extends Schema.TaggedError<Pending>("@breakwater/saga/Pendi
 }) {}
 
 /**
- * A compensation still failed after its retries: the saga is parked for an
- * operator. `step` is the step whose compensation failed, `cause` its last
- * failure, `failure` what made the saga compensate, and `remaining` the
- * compensations that have not run, in the order they would run.
+ * Why a saga is parked as `needs-attention`: a compensation still failed
+ * after its retries. `step` is the step whose compensation failed, `cause`
+ * its last failure, `failure` what made the saga compensate, and `remaining`
+ * the compensations that have not run yet, in the order they will run. The
+ * saga waits for an operator: `saga.retryCompensation(executionId)` runs the
+ * compensation again (with its retries), `saga.markResolved(executionId)`
+ * records that it was done by hand; either way the remaining compensations
+ * then run. Found in `saga.status(...)` and the saga index.
  *
  * @since 0.1.0
  * @category Errors
@@ -138,12 +152,97 @@ export class CompensationFailed extends Schema.TaggedError<CompensationFailed>("
 ) {}
 
 /**
+ * A step whose outcome was unknown turned out not to have taken effect: its
+ * `cancel` succeeded (`reason: "cancelled"`), or it was reconciled as not
+ * applied (`reason: "reconciled"`). The steps before it are compensated and
+ * the saga fails with this error.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class NotApplied extends Schema.TaggedError<NotApplied>("@breakwater/saga/NotApplied")("NotApplied", {
+  saga: Schema.String,
+  step: Schema.String,
+  reason: Schema.Literal("cancelled", "reconciled")
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `saga "${this.saga}": step "${this.step}" did not take effect (${this.reason})`
+  }
+}
+
+/**
+ * An operator action found the saga in another state than the one it acts on
+ * (`retryCompensation` and `markResolved` need `needs-attention`, `reconcile`
+ * needs `pending` on that step). Nothing was changed.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class NotParked extends Schema.TaggedError<NotParked>("@breakwater/saga/NotParked")("NotParked", {
+  saga: Schema.String,
+  executionId: Schema.String,
+  expected: Schema.String,
+  state: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `saga "${this.saga}" (${this.executionId}) is ${this.state}, not ${this.expected}`
+  }
+}
+
+/**
+ * An unfinished saga in the index that no given definition knows: its saga
+ * is not among the definitions (`entry` undefined), or it journaled an action
+ * (`entry`, e.g. `step:reserve`) of a step the definition no longer declares.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class UnknownJournalEntry extends Schema.TaggedClass<UnknownJournalEntry>("@breakwater/saga/UnknownJournalEntry")(
+  "UnknownJournalEntry",
+  {
+    saga: Schema.String,
+    executionId: Schema.String,
+    entry: Schema.UndefinedOr(Schema.String)
+  }
+) {}
+
+/**
+ * `checkJournal` found unfinished sagas the running code does not know.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class UnknownJournalEntries extends Schema.TaggedError<UnknownJournalEntries>(
+  "@breakwater/saga/UnknownJournalEntries"
+)("UnknownJournalEntries", {
+  entries: Schema.Array(UnknownJournalEntry)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const lines = this.entries.map((e) =>
+      e.entry === undefined
+        ? `- saga "${e.saga}" (${e.executionId}): no definition of this saga is registered`
+        : `- saga "${e.saga}" (${e.executionId}): journal entry "${e.entry}" belongs to no declared step`
+    )
+    return `${this.entries.length} unfinished saga journal entries are unknown to this code:\n${lines.join("\n")}`
+  }
+}
+
+/**
  * The errors a saga adds to its own.
  *
  * @since 0.1.0
  * @category Errors
  */
-export type SagaError = DuplicateStepError | NeedsAttention | Pending
+export type SagaError = DuplicateStepError | NotApplied
 
 // -----------------------------------------------------------------------------
 // Steps
@@ -178,7 +277,16 @@ export interface CompensationContext extends StepContext {
  * @since 0.1.0
  * @category Models
  */
-export interface StepOptions<Name extends string, I, Success extends Schema.Schema.Any, Error extends Schema.Schema.All, R, RC, RS> {
+export interface StepOptions<
+  Name extends string,
+  I,
+  Success extends Schema.Schema.Any,
+  Error extends Schema.Schema.All,
+  R,
+  RC,
+  RS,
+  RX = never
+> {
   /** The step's identity in the journal: unique within a saga, and stable. */
   readonly name: Name
   readonly success: Success
@@ -196,6 +304,15 @@ export interface StepOptions<Name extends string, I, Success extends Schema.Sche
   readonly checkStatus?:
     | ((input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | Unknown, RS>)
     | undefined
+  /**
+   * Asked when the outcome is still unknown after the checks (or at once
+   * without `checkStatus`): cancels the operation if it happened. Cancelling
+   * nothing must succeed. Success means the step is not applied: the saga
+   * compensates the steps before it and fails with `NotApplied`; a failure
+   * leaves the outcome unknown and parks the saga as `pending`. Runs as the
+   * activity `cancel:<name>`.
+   */
+  readonly cancel?: ((input: I, context: StepContext) => Effect.Effect<void, Error["Type"] | Unknown, RX>) | undefined
   /** Default: 3 checks, 5 seconds apart, slept on the workflow's DurableClock. */
   readonly checkStatusSchedule?: {
     readonly times?: number | undefined
@@ -221,6 +338,7 @@ export interface Step<Name extends string, I, Success extends Schema.Schema.Any,
   readonly checkStatus:
     | ((input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | Unknown, R>)
     | undefined
+  readonly cancel: ((input: I, context: StepContext) => Effect.Effect<void, Error["Type"] | Unknown, R>) | undefined
   readonly checkStatusSchedule: { readonly times: number; readonly spacing: Duration.Duration }
 }
 
@@ -239,8 +357,10 @@ export const step: <
   Error extends Schema.Schema.All = typeof Schema.Never,
   R = never,
   RC = never,
-  RS = never
->(options: StepOptions<Name, I, Success, Error, R, RC, RS>) => Step<Name, I, Success, Error, R | RC | RS> = internal.step
+  RS = never,
+  RX = never
+>(options: StepOptions<Name, I, Success, Error, R, RC, RS, RX>) => Step<Name, I, Success, Error, R | RC | RS | RX> =
+  internal.step
 
 /**
  * The context a saga's body runs in; provided by the saga.
@@ -254,8 +374,9 @@ export interface SagaRuntime {
 
 /**
  * Runs a step inside a saga's body: its activity, its retries, the
- * resolution of an unknown outcome, and the registration of its compensation
- * once it succeeded.
+ * resolution of an unknown outcome (checks, cancel, or parking as `pending`
+ * until it is reconciled), and the registration of its compensation once it
+ * succeeded.
  *
  * @since 0.1.0
  * @category Combinators
@@ -265,7 +386,7 @@ export const run: <Name extends string, I, Success extends Schema.Schema.Any, Er
   input: I
 ) => Effect.Effect<
   Success["Type"],
-  Error["Type"] | Pending | DuplicateStepError,
+  Error["Type"] | NotApplied | DuplicateStepError,
   R | Success["Context"] | Error["Context"] | SagaRuntime | WorkflowEngine | WorkflowInstance
 > = internal.run
 
@@ -293,6 +414,14 @@ export type PayloadType<Payload extends Schema.Struct.Fields | Workflow.AnyStruc
 export type Requirements<R> = Exclude<R, WorkflowEngine | WorkflowInstance | SagaRuntime | Scope.Scope>
 
 /**
+ * Any step, whatever its types.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type AnyStep = Step<string, any, any, any, any>
+
+/**
  * @since 0.1.0
  * @category Models
  */
@@ -308,6 +437,13 @@ export interface Options<
   readonly error?: Error | undefined
   /** The saga's identity: one execution per name and key. */
   readonly idempotencyKey: (payload: PayloadType<Payload>) => string
+  /**
+   * The saga's steps. Optional, but declaring them lets a duplicate name
+   * fail when the saga is defined (`make` throws `DuplicateStepError`), makes
+   * running an undeclared step a defect, and lets `checkJournal` report
+   * journal entries of steps the code no longer has.
+   */
+  readonly steps?: ReadonlyArray<AnyStep> | undefined
 }
 
 /**
@@ -317,17 +453,21 @@ export interface Options<
  * @category Models
  */
 export type ErrorSchema<Error extends Schema.Schema.All> = Schema.Union<
-  [Error, typeof DuplicateStepError, typeof NeedsAttention, typeof Pending]
+  [Error, typeof DuplicateStepError, typeof NotApplied]
 >
 
 /**
- * Where a saga is, from the engine's journal.
+ * Where a saga is: its result from the engine's journal when it finished,
+ * otherwise its state from the saga index.
  *
- * - `Running`: started and suspended (waiting on a durable clock or signal);
+ * - `Running`: started, not finished (possibly suspended on a durable clock);
+ * - `Compensating`: a step failed; the compensations are running;
+ * - `NeedsAttention`: parked: a compensation failed after its retries
+ *   (`attempt` counts the times it was parked on that compensation);
+ * - `Pending`: parked: a step's outcome is still unknown;
  * - `Completed`: the body succeeded;
- * - `Compensated`: a step failed with `error` and every compensation ran;
- * - `NeedsAttention`: a compensation failed after its retries;
- * - `Pending`: a step's outcome is still unknown;
+ * - `Compensated`: a step failed with `error` and every compensation ran (or
+ *   was marked resolved);
  * - `Failed`: a defect or a `DuplicateStepError` (after compensating).
  *
  * @since 0.1.0
@@ -335,11 +475,24 @@ export type ErrorSchema<Error extends Schema.Schema.All> = Schema.Union<
  */
 export type Status<A, E> =
   | { readonly _tag: "Running" }
+  | { readonly _tag: "Compensating" }
+  | { readonly _tag: "NeedsAttention"; readonly attempt: number; readonly error: NeedsAttention }
+  | { readonly _tag: "Pending"; readonly attempt: number; readonly error: Pending }
   | { readonly _tag: "Completed"; readonly value: A }
-  | { readonly _tag: "Compensated"; readonly error: E }
-  | { readonly _tag: "NeedsAttention"; readonly error: NeedsAttention }
-  | { readonly _tag: "Pending"; readonly error: Pending }
+  | { readonly _tag: "Compensated"; readonly error: E | NotApplied }
   | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
+
+/**
+ * How a pending step is reconciled: it took effect (with its result), it did
+ * not, or ask `checkStatus` again (another round of checks).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Reconciliation<A> =
+  | { readonly _tag: "Applied"; readonly value: A }
+  | { readonly _tag: "NotApplied" }
+  | { readonly _tag: "Recheck" }
 
 /**
  * @since 0.1.0
@@ -354,26 +507,50 @@ export interface Saga<
 > {
   readonly [SagaTypeId]: SagaTypeId
   readonly name: Name
+  /** The declared step names, if the saga declares its steps. */
+  readonly steps: ReadonlyArray<string> | undefined
   /** The underlying workflow. */
   readonly workflow: Workflow.Workflow<Name, Payload, Success, ErrorSchema<Error>>
   /** Registers the saga with the engine. */
   readonly layer: Layer.Layer<
     never,
     never,
-    WorkflowEngine | R | Payload["Context"] | Success["Context"] | Error["Context"]
+    WorkflowEngine | SagaIndex | R | Payload["Context"] | Success["Context"] | Error["Context"]
   >
   /** Runs the saga (or joins the execution with the same idempotency key). */
   readonly execute: Workflow.Workflow<Name, Payload, Success, ErrorSchema<Error>>["execute"]
   readonly executionId: Workflow.Workflow<Name, Payload, Success, ErrorSchema<Error>>["executionId"]
-  /** `undefined` if the engine has no result for it (not started, or in flight). */
+  /** `undefined` if neither the engine nor the index knows the execution. */
   readonly status: (
     executionId: string
   ) => Effect.Effect<
     Status<Success["Type"], Error["Type"]> | undefined,
     never,
-    WorkflowEngine | Success["Context"] | Error["Context"]
+    WorkflowEngine | SagaIndex | Success["Context"] | Error["Context"]
   >
+  /** Operator: runs the failed compensation of a `needs-attention` saga again, then the remaining ones. */
+  readonly retryCompensation: (
+    executionId: string
+  ) => Effect.Effect<void, NotParked | SagaIndexError, WorkflowEngine | SagaIndex>
+  /** Operator: records that the failed compensation was done by hand; the remaining ones then run. */
+  readonly markResolved: (
+    executionId: string
+  ) => Effect.Effect<void, NotParked | SagaIndexError, WorkflowEngine | SagaIndex>
+  /** Reconciles a `pending` saga's unknown step: applied (the saga continues), not applied (it compensates), recheck. */
+  readonly reconcile: <S extends Schema.Schema.Any>(
+    executionId: string,
+    step: Step<string, any, S, any, any>,
+    outcome: Reconciliation<S["Type"]>
+  ) => Effect.Effect<void, NotParked | SagaIndexError, WorkflowEngine | SagaIndex | S["Context"]>
 }
+
+/**
+ * Any saga, whatever its types.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Any = Saga<string, any, any, any, any>
 
 /**
  * Defines a saga: a payload Schema, result Schemas, an idempotency key, and a
@@ -382,6 +559,8 @@ export interface Saga<
  *
  * The body re-runs from the top whenever the engine resumes the saga: code
  * outside steps must be deterministic.
+ *
+ * Throws `DuplicateStepError` if `steps` declares a name twice.
  *
  * Example: `test/Examples.test.ts`.
  *
@@ -401,3 +580,33 @@ export const make: <
     executionId: string
   ) => Effect.Effect<Success["Type"], Error["Type"] | SagaError, R>
 ) => Saga<Name, PayloadSchema<Payload>, Success, Error, Requirements<R>> = internal.make
+
+// -----------------------------------------------------------------------------
+// Versioning
+// -----------------------------------------------------------------------------
+
+/**
+ * The unfinished sagas in the index that the given definitions do not know:
+ * sagas with no definition, and journaled actions of steps a definition no
+ * longer declares (a step renamed or removed while sagas were running).
+ * Steps are identities: see the guide's versioning rules.
+ *
+ * @since 0.1.0
+ * @category Versioning
+ */
+export const unknownJournalEntries: (
+  sagas: ReadonlyArray<Any>
+) => Effect.Effect<ReadonlyArray<UnknownJournalEntry>, SagaIndexError, SagaIndex> = internal.unknownJournalEntries
+
+/**
+ * Checks the index against the given definitions (`unknownJournalEntries`)
+ * and fails with `UnknownJournalEntries` (default) or logs a warning listing
+ * each entry (`onUnknown: "warn"`). Run it when the service starts.
+ *
+ * @since 0.1.0
+ * @category Versioning
+ */
+export const checkJournal: (
+  sagas: ReadonlyArray<Any>,
+  options?: { readonly onUnknown?: "fail" | "warn" | undefined }
+) => Effect.Effect<void, UnknownJournalEntries | SagaIndexError, SagaIndex> = internal.checkJournal

@@ -15,7 +15,9 @@ import type * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import * as internal from "./internal/sagaEngine.js"
+import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
 
 /**
  * The in-memory engine of `@effect/workflow`: nothing is durable.
@@ -23,7 +25,7 @@ import * as internal from "./internal/sagaEngine.js"
  * @since 0.1.0
  * @category Layers
  */
-export const layerMemory: Layer.Layer<WorkflowEngine> = internal.layerMemory
+export const layerMemory: Layer.Layer<WorkflowEngine | SagaIndex> = internal.layerMemory
 
 /**
  * @since 0.1.0
@@ -51,6 +53,15 @@ export interface SqliteOptions {
 export const layerSqlite: (
   options: SqliteOptions
 ) => Layer.Layer<
-  WorkflowEngine | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage,
-  ConfigError.ConfigError
+  WorkflowEngine | SagaIndex | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage,
+  ConfigError.ConfigError | SagaIndexError
 > = internal.layerSqlite
+
+/** @since 0.1.0 */
+export interface PostgresOptions {
+  readonly url: string | Redacted.Redacted
+  readonly runnerAddress: { readonly host: string; readonly port: number }
+  readonly shardingConfig?: Partial<ShardingConfig.ShardingConfig["Type"]> | undefined
+}
+/** @since 0.1.0 */
+export const layerPostgres = internal.layerPostgres

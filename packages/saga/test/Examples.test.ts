@@ -3,7 +3,7 @@
 // from the docs package, which does not depend on @breakwater/saga.)
 import * as Saga from "@breakwater/saga/Saga"
 import { expect, it } from "@effect/vitest"
-import * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
+import * as SagaEngine from "@breakwater/saga/SagaEngine"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 
@@ -47,5 +47,5 @@ it.effect("the README's PlaceOrder saga runs on the memory engine", () =>
     expect(status?._tag).toBe("Completed")
   }).pipe(
     Effect.provide(PlaceOrder.layer),
-    Effect.provide(WorkflowEngine.layerMemory)
+    Effect.provide(SagaEngine.layerMemory)
   ))

@@ -3,6 +3,7 @@ import * as Backoff from "@breakwater/resilience/Backoff"
 import * as Saga from "@breakwater/saga/Saga"
 import { assert, describe, expect, it } from "@effect/vitest"
 import * as DurableClock from "@effect/workflow/DurableClock"
+import * as SagaIndex from "@breakwater/saga/SagaIndex"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -30,6 +31,39 @@ export const runToEnd = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     }
     return yield* Effect.dieMessage("saga did not finish")
   })
+
+/**
+ * Starts a saga without waiting for it, then moves the clock until its status
+ * satisfies `until`; returns its execution id and that status.
+ */
+export const startUntil = <P, A, E>(
+  saga: {
+    readonly execute: (payload: P, options: { readonly discard: true }) => Effect.Effect<string, unknown, any>
+    readonly status: (id: string) => Effect.Effect<Saga.Status<A, E> | undefined, never, any>
+  },
+  payload: P,
+  until: (status: Saga.Status<A, E> | undefined) => boolean
+) =>
+  Effect.gen(function*() {
+    const executionId = yield* saga.execute(payload, { discard: true })
+    return { executionId, status: yield* settle(saga, executionId, until) }
+  })
+
+/** Moves the clock until the saga's status satisfies `until`. */
+export const settle = <A, E>(
+  saga: { readonly status: (id: string) => Effect.Effect<Saga.Status<A, E> | undefined, never, any> },
+  executionId: string,
+  until: (status: Saga.Status<A, E> | undefined) => boolean
+) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 2_000; i++) {
+      const status = yield* saga.status(executionId)
+      if (until(status)) return status
+      yield* nextMacrotask
+      yield* TestClock.adjust("1 second")
+    }
+    return yield* Effect.dieMessage(`saga ${executionId} never reached the expected status`)
+  }) as Effect.Effect<Saga.Status<A, E> | undefined, never, any>
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
@@ -61,7 +95,7 @@ const logged = (log: Array<string>, name: string, options: {
  * The saga behaviour suite, run on one engine. `engine` is built afresh for
  * every run of a saga (a new, empty engine each time).
  */
-export const suite = (name: string, engine: Layer.Layer<WorkflowEngine, unknown>) =>
+export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaIndex.SagaIndex, unknown>) =>
   describe(name, () => {
     const withEngine = <A, E, R>(layer: Layer.Layer<never, never, R>) => (effect: Effect.Effect<A, E, R>) =>
       Effect.provide(effect, layer.pipe(Layer.provideMerge(Layer.orDie(engine)))) as Effect.Effect<A, E, never>
@@ -120,31 +154,123 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine, unknown>
       }).pipe(withEngine(S.layer))
     })
 
-    it.effect("parks the saga as NeedsAttention when a compensation still fails after its retries", () => {
-      const log: Array<string> = []
-      const a = logged(log, "A")
-      const b = logged(log, "B", { compensate: Effect.fail("ledger locked"), compensationRetry: Schedule.recurs(2) })
-      const c = logged(log, "C")
-      const d = logged(log, "D", { fail: true })
-      const S = Saga.make({ name: "attention", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
-        Effect.gen(function*() {
-          for (const step of [a, b, c, d]) yield* Saga.run(step, o.orderId)
-        }))
-      return Effect.gen(function*() {
-        const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
-        assert(Exit.isFailure(exit))
-        const error = failureOf(exit)
-        assert(error?._tag === "NeedsAttention")
-        expect(error.step).toBe("B")
-        expect(error.remaining).toStrictEqual(["A"])
-        expect(error.cause).toBe("ledger locked")
-        expect(error.failure).toStrictEqual(new OrderFailed({ step: "D" }))
-        // C undone, B tried three times, A left for the operator
-        expect(log).toStrictEqual(["run A", "run B", "run C", "run D", "undo C C(o1)", "undo B B(o1)", "undo B B(o1)", "undo B B(o1)"])
-        const status = yield* S.status(yield* S.executionId({ orderId: "o1" }))
-        assert(status?._tag === "NeedsAttention")
-        expect(status.error.step).toBe("B")
-      }).pipe(withEngine(S.layer))
+    describe("a compensation that still fails after its retries", () => {
+      const sagaOf = (log: Array<string>, failures: { n: number }) => {
+        const a = logged(log, "A")
+        const b = logged(log, "B", {
+          compensate: Effect.suspend(() => failures.n-- > 0 ? Effect.fail("ledger locked") : Effect.void),
+          compensationRetry: Schedule.recurs(2)
+        })
+        const c = logged(log, "C")
+        const d = logged(log, "D", { fail: true })
+        return Saga.make({
+          name: "attention",
+          payload: Order,
+          error: OrderFailed,
+          idempotencyKey: (o) => o.orderId,
+          steps: [a, b, c, d]
+        }, (o) =>
+          Effect.gen(function*() {
+            for (const step of [a, b, c, d]) yield* Saga.run(step, o.orderId)
+          }))
+      }
+      const isParked = (status: Saga.Status<unknown, unknown> | undefined) => status?._tag === "NeedsAttention"
+      const isDone = (status: Saga.Status<unknown, unknown> | undefined) => status?._tag === "Compensated"
+
+      it.effect("parks the saga as NeedsAttention, listed in the index with its step history", () => {
+        const log: Array<string> = []
+        const S = sagaOf(log, { n: 100 })
+        return Effect.gen(function*() {
+          const { executionId, status } = yield* startUntil(S, { orderId: "o1" }, isParked)
+          assert(status?._tag === "NeedsAttention")
+          expect(status.attempt).toBe(1)
+          expect(status.error.step).toBe("B")
+          expect(status.error.remaining).toStrictEqual(["A"])
+          expect(status.error.cause).toBe("ledger locked")
+          // what made the saga compensate, kept as a defect (its class is not journaled)
+          expect(String(status.error.failure)).toContain("OrderFailed")
+          // C undone, B tried three times, A waits for the operator
+          expect(log).toStrictEqual(["run A", "run B", "run C", "run D", "undo C C(o1)", "undo B B(o1)", "undo B B(o1)", "undo B B(o1)"])
+
+          const [entry, ...others] = yield* SagaIndex.list({ state: "needs-attention" })
+          expect(others).toStrictEqual([])
+          assert(entry !== undefined)
+          expect({ executionId: entry.executionId, saga: entry.saga, step: entry.step, attempt: entry.attempt }).toStrictEqual({
+            executionId,
+            saga: "attention",
+            step: "B",
+            attempt: 1
+          })
+          expect(entry.steps.map((s) => `${s.entry} ${s.outcome}`)).toStrictEqual([
+            "step:A succeeded",
+            "step:B succeeded",
+            "step:C succeeded",
+            "step:D failed",
+            "compensate:C succeeded",
+            "compensate:B failed"
+          ])
+          expect(yield* SagaIndex.list({ state: ["completed", "running"] })).toStrictEqual([])
+        }).pipe(withEngine(S.layer))
+      })
+
+      it.effect("an operator retries the compensation: it runs again (same key), then the remaining ones", () => {
+        const log: Array<string> = []
+        // 3 attempts (with its retries) before parking, 3 more on the first operator retry
+        const failures = { n: 6 }
+        const S = sagaOf(log, failures)
+        return Effect.gen(function*() {
+          const { executionId } = yield* startUntil(S, { orderId: "o1" }, isParked)
+          yield* S.retryCompensation(executionId)
+          const again = yield* settle(S, executionId, (s) => s?._tag === "NeedsAttention" && s.attempt === 2)
+          assert(again?._tag === "NeedsAttention")
+          yield* S.retryCompensation(executionId)
+          expect(yield* settle(S, executionId, isDone)).toStrictEqual({
+            _tag: "Compensated",
+            error: new OrderFailed({ step: "D" })
+          })
+          expect(log.filter((l) => l.startsWith("undo"))).toStrictEqual([
+            "undo C C(o1)",
+            ...Array(3 + 3 + 1).fill("undo B B(o1)"),
+            "undo A A(o1)"
+          ])
+          const entry = Option.getOrThrow(yield* SagaIndex.get(executionId))
+          expect(entry.state).toBe("compensated")
+          expect(entry.steps.map((s) => `${s.entry} ${s.outcome}`).slice(5)).toStrictEqual([
+            "compensate:B failed",
+            "operator:B/1 retry",
+            "compensate:B/2 failed",
+            "operator:B/2 retry",
+            "compensate:B/3 succeeded",
+            "compensate:A succeeded"
+          ])
+          // the execution's result, for whoever joins it
+          expect(failureOf(yield* runToEnd(S.execute({ orderId: "o1" })))).toStrictEqual(new OrderFailed({ step: "D" }))
+        }).pipe(withEngine(S.layer))
+      })
+
+      it.effect("an operator marks it resolved: the remaining compensations run, B's is not retried", () => {
+        const log: Array<string> = []
+        const S = sagaOf(log, { n: 100 })
+        return Effect.gen(function*() {
+          const { executionId } = yield* startUntil(S, { orderId: "o1" }, isParked)
+          // acting on the wrong state changes nothing
+          const wrong = yield* Effect.flip(S.markResolved("no-such-execution"))
+          expect(wrong._tag).toBe("NotParked")
+          yield* S.markResolved(executionId)
+          expect((yield* settle(S, executionId, isDone))?._tag).toBe("Compensated")
+          expect(log.filter((l) => l.startsWith("undo"))).toStrictEqual([
+            "undo C C(o1)",
+            "undo B B(o1)",
+            "undo B B(o1)",
+            "undo B B(o1)",
+            "undo A A(o1)"
+          ])
+          const notParked = yield* Effect.flip(S.retryCompensation(executionId))
+          expect(notParked).toStrictEqual(
+            new Saga.NotParked({ saga: "attention", executionId, expected: "needs-attention", state: "compensated" })
+          )
+        }).pipe(withEngine(S.layer))
+      })
     })
 
     it.effect("retries a step inside its activity with its retry policy (a Backoff schedule)", () => {
@@ -249,12 +375,18 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine, unknown>
         }).pipe(withEngine(S.layer))
       })
 
+      const isPending = (status: Saga.Status<unknown, unknown> | undefined) => status?._tag === "Pending"
+
       it.effect("still unknown after 3 checks: parked as Pending, nothing compensated", () => {
         const log: Array<string> = []
         const S = sagaOf(log, [])
         return Effect.gen(function*() {
-          const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
-          expect(failureOf(exit)).toStrictEqual(new Saga.Pending({ saga: "unknown", step: "charge", checks: 3 }))
+          const { status } = yield* startUntil(S, { orderId: "o1" }, isPending)
+          expect(status).toStrictEqual({
+            _tag: "Pending",
+            attempt: 1,
+            error: new Saga.Pending({ saga: "unknown", step: "charge", checks: 3 })
+          })
           expect(log).toStrictEqual([
             "run reserve",
             "run charge",
@@ -262,9 +394,114 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine, unknown>
             "check +10000 unknown",
             "check +15000 unknown"
           ])
-          const status = yield* S.status(yield* S.executionId({ orderId: "o1" }))
-          expect(status).toStrictEqual({ _tag: "Pending", error: new Saga.Pending({ saga: "unknown", step: "charge", checks: 3 }) })
+          const [entry] = yield* SagaIndex.list({ state: "pending", saga: "unknown" })
+          expect(entry?.steps.map((s) => `${s.kind} ${s.entry} ${s.outcome}`)).toStrictEqual([
+            "run step:reserve succeeded",
+            "run step:charge unknown",
+            "check checkStatus:charge/1 unknown",
+            "check checkStatus:charge/2 unknown",
+            "check checkStatus:charge/3 unknown"
+          ])
         }).pipe(withEngine(S.layer))
+      })
+
+      it.effect("reconciled as applied: the saga continues with the given result", () => {
+        const log: Array<string> = []
+        const S = sagaOf(log, [])
+        const charge = uncertain([], [])
+        return Effect.gen(function*() {
+          const { executionId } = yield* startUntil(S, { orderId: "o1" }, isPending)
+          yield* S.reconcile(executionId, charge, { _tag: "Applied", value: "charged by hand" })
+          expect(yield* settle(S, executionId, (s) => s?._tag === "Completed")).toStrictEqual({
+            _tag: "Completed",
+            value: "ship(charged by hand)"
+          })
+          expect(log.slice(-1)).toStrictEqual(["run ship"])
+        }).pipe(withEngine(S.layer))
+      })
+
+      it.effect("reconciled as not applied: the steps before are compensated; NotApplied", () => {
+        const log: Array<string> = []
+        const S = sagaOf(log, [])
+        const charge = uncertain([], [])
+        return Effect.gen(function*() {
+          const { executionId } = yield* startUntil(S, { orderId: "o1" }, isPending)
+          const wrongStep = yield* Effect.flip(S.reconcile(executionId, logged([], "reserve"), { _tag: "NotApplied" }))
+          expect(wrongStep._tag).toBe("NotParked")
+          yield* S.reconcile(executionId, charge, { _tag: "NotApplied" })
+          const status = yield* settle(S, executionId, (s) => s?._tag === "Compensated")
+          expect(status).toStrictEqual({
+            _tag: "Compensated",
+            error: new Saga.NotApplied({ saga: "unknown", step: "charge", reason: "reconciled" })
+          })
+          expect(log.slice(-1)).toStrictEqual(["undo reserve reserve(o1)"])
+        }).pipe(withEngine(S.layer))
+      })
+
+      it.effect("reconciled as recheck: another round of checks, parked again if still unknown", () => {
+        const log: Array<string> = []
+        const S = sagaOf(log, ["unknown", "unknown", "unknown", "unknown", "unknown", "unknown"])
+        const charge = uncertain([], [])
+        return Effect.gen(function*() {
+          const { executionId } = yield* startUntil(S, { orderId: "o1" }, isPending)
+          yield* S.reconcile(executionId, charge, { _tag: "Recheck" })
+          const again = yield* settle(S, executionId, (s) => s?._tag === "Pending" && s.attempt === 2)
+          expect(again).toStrictEqual({
+            _tag: "Pending",
+            attempt: 2,
+            error: new Saga.Pending({ saga: "unknown", step: "charge", checks: 6 })
+          })
+          expect(log.filter((l) => l.startsWith("check")).length).toBe(6)
+        }).pipe(withEngine(S.layer))
+      })
+
+      describe("cancel", () => {
+        const cancelling = (log: Array<string>, answer: "cancelled" | "unknown", checkStatus: boolean) => {
+          const reserve = logged(log, "reserve")
+          const charge = Saga.step({
+            name: "charge",
+            success: Schema.String,
+            error: OrderFailed,
+            run: (_: string) => Effect.sync(() => log.push("run charge")).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({})))),
+            compensate: () => Effect.sync(() => log.push("undo charge")),
+            checkStatus: checkStatus
+              ? () => Effect.sync(() => log.push("check")).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({}))))
+              : undefined,
+            cancel: (_, { idempotencyKey }) =>
+              Effect.sync(() => log.push(`cancel ${idempotencyKey.length > 0}`)).pipe(
+                Effect.zipRight(answer === "cancelled" ? Effect.void : Effect.fail(new Saga.Unknown({})))
+              )
+          })
+          return Saga.make({ name: "cancel", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+            Effect.gen(function*() {
+              yield* Saga.run(reserve, o.orderId)
+              yield* Saga.run(charge, o.orderId)
+            }))
+        }
+
+        it.effect("after the checks, a successful cancel (of something or nothing) compensates: NotApplied", () => {
+          const log: Array<string> = []
+          const S = cancelling(log, "cancelled", true)
+          return Effect.gen(function*() {
+            const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
+            expect(failureOf(exit)).toStrictEqual(new Saga.NotApplied({ saga: "cancel", step: "charge", reason: "cancelled" }))
+            expect(log).toStrictEqual(["run reserve", "run charge", "check", "check", "check", "cancel true", "undo reserve reserve(o1)"])
+          }).pipe(withEngine(S.layer))
+        })
+
+        it.effect("without checkStatus, cancel is asked at once; a cancel that fails parks the saga as Pending", () => {
+          const log: Array<string> = []
+          const S = cancelling(log, "unknown", false)
+          return Effect.gen(function*() {
+            const { status } = yield* startUntil(S, { orderId: "o1" }, isPending)
+            expect(status).toStrictEqual({
+              _tag: "Pending",
+              attempt: 1,
+              error: new Saga.Pending({ saga: "cancel", step: "charge", checks: 0 })
+            })
+            expect(log).toStrictEqual(["run reserve", "run charge", "cancel true"])
+          }).pipe(withEngine(S.layer))
+        })
       })
 
       it.effect("the step's retry policy never retries Unknown", () => {
@@ -278,11 +515,108 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine, unknown>
         const S = Saga.make({ name: "no-blind-retry", payload: Order, idempotencyKey: (o) => o.orderId }, (o) =>
           Effect.asVoid(Saga.run(charge, o.orderId)))
         return Effect.gen(function*() {
-          const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
-          expect(failureOf(exit)).toStrictEqual(new Saga.Pending({ saga: "no-blind-retry", step: "charge", checks: 0 }))
+          const { status } = yield* startUntil(S, { orderId: "o1" }, (s) => s?._tag === "Pending")
+          expect(status).toStrictEqual({
+            _tag: "Pending",
+            attempt: 1,
+            error: new Saga.Pending({ saga: "no-blind-retry", step: "charge", checks: 0 })
+          })
           expect(log).toStrictEqual(["run"])
         }).pipe(withEngine(S.layer))
       })
+    })
+
+    describe("the index: listing, purge, versioning", () => {
+      it.effect("lists sagas by state and name; purges finished ones older than the retention", () => {
+        const log: Array<string> = []
+        const a = logged(log, "A")
+        const b = logged(log, "B", { fail: true })
+        const Ok = Saga.make({ name: "ok", payload: Order, success: Schema.String, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+          Saga.run(a, o.orderId))
+        const Ko = Saga.make({ name: "ko", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+          Effect.asVoid(Saga.run(b, o.orderId)))
+        const stuck = Saga.step({ name: "stuck", success: Schema.String, run: (_: string) => Effect.fail(new Saga.Unknown({})) })
+        const Stuck = Saga.make({ name: "stuck", payload: Order, idempotencyKey: (o) => o.orderId }, (o) =>
+          Effect.asVoid(Saga.run(stuck, o.orderId)))
+        return Effect.gen(function*() {
+          yield* runToEnd(Ok.execute({ orderId: "o1" }))
+          yield* runToEnd(Ko.execute({ orderId: "o1" }))
+          const { executionId: stuckId } = yield* startUntil(Stuck, { orderId: "o1" }, (s) => s?._tag === "Pending")
+          const states = (entries: ReadonlyArray<SagaIndex.Entry>) => entries.map((e) => `${e.saga} ${e.state}`).sort()
+          expect(states(yield* SagaIndex.list())).toStrictEqual(["ko compensated", "ok completed", "stuck pending"])
+          expect(states(yield* SagaIndex.list({ state: ["completed", "compensated"] }))).toStrictEqual(["ko compensated", "ok completed"])
+          expect(states(yield* SagaIndex.list({ saga: "ok" }))).toStrictEqual(["ok completed"])
+          expect((yield* SagaIndex.list({ limit: 1 })).length).toBe(1)
+
+          // too recent: nothing purged (small durations: the cluster engines' timers run on the test clock too)
+          expect(yield* SagaIndex.purge({ olderThan: "1 minute" })).toStrictEqual([])
+          yield* TestClock.adjust("61 seconds")
+          const purged = yield* SagaIndex.purge({ olderThan: "1 minute" })
+          expect(purged.map((p) => p.saga).sort()).toStrictEqual(["ko", "ok"])
+          // the parked saga is not finished: kept
+          expect(states(yield* SagaIndex.list())).toStrictEqual(["stuck pending"])
+          expect(Option.isSome(yield* SagaIndex.get(stuckId))).toBe(true)
+        }).pipe(withEngine(Layer.mergeAll(Ok.layer, Ko.layer, Stuck.layer)))
+      })
+
+      it.effect("purges on a schedule (layerPurge)", () => {
+        const a = logged([], "A")
+        const Ok = Saga.make({ name: "ok", payload: Order, success: Schema.String, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+          Saga.run(a, o.orderId))
+        return Effect.gen(function*() {
+          yield* runToEnd(Ok.execute({ orderId: "o1" }))
+          expect((yield* SagaIndex.list()).length).toBe(1)
+          yield* Effect.scoped(Effect.gen(function*() {
+            yield* Layer.buildWithScope(SagaIndex.layerPurge({ retention: "1 minute", every: "10 seconds" }), yield* Effect.scope)
+            yield* TestClock.adjust("50 seconds")
+            expect((yield* SagaIndex.list()).length).toBe(1)
+            yield* TestClock.adjust("20 seconds")
+            expect(yield* SagaIndex.list()).toStrictEqual([])
+          }))
+        }).pipe(withEngine(Ok.layer))
+      })
+
+      it.effect("reports journal entries of sagas and steps the code no longer knows", () => {
+        const charge = Saga.step({ name: "charge", success: Schema.String, run: (_: string) => Effect.fail(new Saga.Unknown({})) })
+        const V1 = Saga.make({ name: "order", payload: Order, idempotencyKey: (o) => o.orderId, steps: [charge] }, (o) =>
+          Effect.asVoid(Saga.run(charge, o.orderId)))
+        // the next version renamed the step while a saga was parked on it
+        const pay = Saga.step({ name: "pay", success: Schema.String, run: (_: string) => Effect.succeed("paid") })
+        const V2 = Saga.make({ name: "order", payload: Order, idempotencyKey: (o) => o.orderId, steps: [pay] }, (o) =>
+          Effect.asVoid(Saga.run(pay, o.orderId)))
+        return Effect.gen(function*() {
+          const { executionId } = yield* startUntil(V1, { orderId: "o1" }, (s) => s?._tag === "Pending")
+          expect(yield* Saga.unknownJournalEntries([V1])).toStrictEqual([])
+          expect(yield* Saga.unknownJournalEntries([V2])).toStrictEqual([
+            new Saga.UnknownJournalEntry({ saga: "order", executionId, entry: "step:charge" })
+          ])
+          expect(yield* Saga.unknownJournalEntries([])).toStrictEqual([
+            new Saga.UnknownJournalEntry({ saga: "order", executionId, entry: undefined })
+          ])
+          const error = yield* Effect.flip(Saga.checkJournal([V2]))
+          assert(error._tag === "UnknownJournalEntries")
+          expect(error.message).toContain(`journal entry "step:charge" belongs to no declared step`)
+          yield* Saga.checkJournal([V2], { onUnknown: "warn" })
+        }).pipe(withEngine(V1.layer))
+      })
+    })
+
+    it("declared steps: a duplicate name fails when the saga is defined", () => {
+      const a = logged([], "A")
+      expect(() =>
+        Saga.make({ name: "dup-declared", payload: Order, idempotencyKey: (o) => o.orderId, steps: [a, logged([], "A")] }, () => Effect.void)
+      ).toThrow(new Saga.DuplicateStepError({ saga: "dup-declared", step: "A" }))
+    })
+
+    it.effect("declared steps: running a step that is not declared is a defect", () => {
+      const a = logged([], "A")
+      const S = Saga.make({ name: "undeclared", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId, steps: [] }, (o) =>
+        Effect.asVoid(Saga.run(a, o.orderId)))
+      return Effect.gen(function*() {
+        const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
+        assert(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+        expect(Cause.pretty(exit.cause)).toContain(`step "A" is not among the saga's declared steps`)
+      }).pipe(withEngine(S.layer))
     })
 
     it.effect("a duplicate step name fails the saga with DuplicateStepError, never a reused result", () => {

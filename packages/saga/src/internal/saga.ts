@@ -1,6 +1,7 @@
 import * as Backoff from "@breakwater/resilience/Backoff"
 import * as Activity from "@effect/workflow/Activity"
 import * as DurableClock from "@effect/workflow/DurableClock"
+import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import * as Workflow from "@effect/workflow/Workflow"
 import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import * as Cause from "effect/Cause"
@@ -14,6 +15,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Saga from "../Saga.js"
+import * as SagaIndexApi from "../SagaIndex.js"
 
 /** @internal */
 export const StepTypeId: Saga.StepTypeId = Symbol.for("@breakwater/saga/Saga/Step") as Saga.StepTypeId
@@ -21,12 +23,16 @@ export const StepTypeId: Saga.StepTypeId = Symbol.for("@breakwater/saga/Saga/Ste
 /** @internal */
 export const SagaTypeId: Saga.SagaTypeId = Symbol.for("@breakwater/saga/Saga") as Saga.SagaTypeId
 
-/** Activity names: the engine's identity of each durable action. */
+/** Names in the engine's journal: the identity of each durable action. */
 /** @internal */
-export const activityNames = {
+export const journalNames = {
   step: (step: string) => `step:${step}`,
-  compensate: (step: string) => `compensate:${step}`,
-  checkStatus: (step: string, check: number) => `checkStatus:${step}/${check}`
+  // the operator's retries of a compensation: compensate:<step>/2, /3, ...
+  compensate: (step: string, attempt = 1) => attempt === 1 ? `compensate:${step}` : `compensate:${step}/${attempt}`,
+  checkStatus: (step: string, check: number) => `checkStatus:${step}/${check}`,
+  cancel: (step: string) => `cancel:${step}`,
+  operator: (step: string, attempt: number) => `operator:${step}/${attempt}`,
+  reconcile: (step: string, attempt: number) => `reconcile:${step}/${attempt}`
 }
 
 /** @internal */
@@ -38,20 +44,98 @@ export const defaults = {
   )
 }
 
+/** An operator's decision on a compensation that failed. */
+const OperatorDecision = Schema.Literal("retry", "resolve")
+
+const operatorDeferred = (step: string, attempt: number) =>
+  DurableDeferred.make(journalNames.operator(step, attempt), { success: OperatorDecision })
+
+const reconcileDeferred = <S extends Schema.Schema.Any>(step: string, success: S, attempt: number) =>
+  DurableDeferred.make(journalNames.reconcile(step, attempt), {
+    success: Schema.Union(
+      Schema.TaggedStruct("Applied", { value: success }),
+      Schema.TaggedStruct("NotApplied", {}),
+      Schema.TaggedStruct("Recheck", {})
+    )
+  })
+
 interface Compensation {
   readonly step: string
-  readonly activity: Effect.Effect<void, Saga.CompensationFailed, WorkflowEngine | WorkflowInstance>
+  readonly activity: (attempt: number) => Effect.Effect<void, Saga.CompensationFailed, WorkflowEngine | WorkflowInstance>
 }
 
 interface Runtime {
   readonly saga: string
   readonly executionId: string
+  readonly declared: ReadonlySet<string> | undefined
   readonly used: Set<string>
   readonly compensations: Array<Compensation>
+  readonly index: IndexWriter
 }
 
 /** The state of one run of a saga's body (the body re-runs from the top on resume). */
 const SagaRuntime = Context.GenericTag<Saga.SagaRuntime, Runtime>("@breakwater/saga/Saga/SagaRuntime")
+
+// -----------------------------------------------------------------------------
+// Index writes
+// -----------------------------------------------------------------------------
+
+/**
+ * The index is written from the body, outside activities (an activity per
+ * write would double the engine's work): every write is idempotent, and the
+ * body re-runs from the top on resume, so a write lost to a crash is made
+ * again. A write that keeps failing is a defect of the saga's run: the
+ * engine's journal, not the index, is the truth about what ran.
+ */
+const indexRetry = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(5)))
+
+interface IndexWriter {
+  readonly transition: (
+    state: SagaIndexApi.State,
+    options?: { readonly step?: string | undefined; readonly attempt?: number | undefined; readonly detail?: string | undefined }
+  ) => Effect.Effect<void>
+  readonly record: (entry: Omit<SagaIndexApi.StepEntry, "at">) => Effect.Effect<void>
+}
+
+const writerOf = (index: SagaIndexApi.Service, saga: string, executionId: string): IndexWriter => ({
+  transition: (state, options) =>
+    index.transition({ executionId, saga, state, ...options }).pipe(Effect.retry(indexRetry), Effect.orDie),
+  record: (entry) => index.record(executionId, entry).pipe(Effect.retry(indexRetry), Effect.orDie)
+})
+
+/**
+ * The index's copy of a parked saga's error. A cause or failure that does not
+ * encode (a circular object, a bigint) is kept as its string.
+ */
+const json = <A extends { readonly cause: unknown }>(
+  schema: Schema.Schema<A, any, never>,
+  value: A,
+  withStrings: (value: A) => A
+): string => {
+  try {
+    return JSON.stringify(Schema.encodeSync(schema)(value))
+  } catch {
+    return JSON.stringify(Schema.encodeSync(schema)(withStrings(value)))
+  }
+}
+
+const describeDefect = (u: unknown): string => {
+  try {
+    return String(u)
+  } catch {
+    return Object.prototype.toString.call(u)
+  }
+}
+
+const describe = (u: unknown): string => {
+  if (Predicate.isTagged(u, "Unknown")) return "Unknown"
+  if (Predicate.hasProperty(u, "_tag") && typeof u._tag === "string") return u._tag
+  return String(Cause.isCause(u) ? Cause.pretty(u) : u)
+}
+
+// -----------------------------------------------------------------------------
+// Steps
+// -----------------------------------------------------------------------------
 
 /** @internal */
 export const step = <
@@ -61,8 +145,11 @@ export const step = <
   Error extends Schema.Schema.All,
   R,
   RC,
-  RS
->(options: Saga.StepOptions<Name, I, Success, Error, R, RC, RS>): Saga.Step<Name, I, Success, Error, R | RC | RS> => ({
+  RS,
+  RX
+>(
+  options: Saga.StepOptions<Name, I, Success, Error, R, RC, RS, RX>
+): Saga.Step<Name, I, Success, Error, R | RC | RS | RX> => ({
   [StepTypeId]: StepTypeId,
   name: options.name,
   success: options.success,
@@ -72,6 +159,7 @@ export const step = <
   retry: options.retry,
   compensationRetry: options.compensationRetry ?? defaults.compensationRetry,
   checkStatus: options.checkStatus,
+  cancel: options.cancel,
   checkStatusSchedule: {
     times: options.checkStatusSchedule?.times ?? defaults.checkStatus.times,
     spacing: options.checkStatusSchedule?.spacing !== undefined
@@ -88,17 +176,23 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
   input: I
 ): Effect.Effect<
   Success["Type"],
-  Error["Type"] | Saga.Pending | Saga.DuplicateStepError,
+  Error["Type"] | Saga.NotApplied | Saga.DuplicateStepError,
   R | Success["Context"] | Error["Context"] | Saga.SagaRuntime | WorkflowEngine | WorkflowInstance
 > =>
   Effect.gen(function*() {
-    const { DuplicateStepError, Pending, Unknown } = Saga
+    const { DuplicateStepError, NotApplied, Pending, Unknown } = Saga
     const runtime = yield* SagaRuntime
     if (runtime.used.has(self.name)) {
       return yield* Effect.fail(new DuplicateStepError({ saga: runtime.saga, step: self.name }))
     }
+    if (runtime.declared !== undefined && !runtime.declared.has(self.name)) {
+      return yield* Effect.dieMessage(
+        `saga "${runtime.saga}": step "${self.name}" is not among the saga's declared steps`
+      )
+    }
     runtime.used.add(self.name)
-    const idempotencyKey = yield* Activity.idempotencyKey(activityNames.step(self.name))
+    const index = runtime.index
+    const idempotencyKey = yield* Activity.idempotencyKey(journalNames.step(self.name))
     const context: Saga.StepContext = {
       saga: runtime.saga,
       executionId: runtime.executionId,
@@ -108,7 +202,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
     const error = Schema.Union(self.error, Unknown)
     const attempt = self.run(input, context)
     const result: Either.Either<Success["Type"], unknown> = yield* Activity.make({
-      name: activityNames.step(self.name),
+      name: journalNames.step(self.name),
       success: self.success,
       error,
       execute: self.retry === undefined ? attempt : Effect.retry(
@@ -117,6 +211,13 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
         Schedule.whileInput(self.retry, (e) => !isUnknown(e))
       )
     }).pipe(Effect.either)
+    yield* index.record({
+      entry: journalNames.step(self.name),
+      step: self.name,
+      kind: "run",
+      outcome: Either.isRight(result) ? "succeeded" : isUnknown(result.left) ? "unknown" : "failed",
+      detail: Either.isLeft(result) ? describe(result.left) : undefined
+    })
 
     let value: Success["Type"]
     if (Either.isRight(result)) {
@@ -124,27 +225,79 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
     } else if (!isUnknown(result.left)) {
       return yield* Effect.fail(result.left as Error["Type"])
     } else {
-      const check = self.checkStatus
-      const { times, spacing } = self.checkStatusSchedule
-      let resolved: Option.Option<Success["Type"]> = Option.none()
-      for (let n = 1; check !== undefined && n <= times && Option.isNone(resolved); n++) {
-        yield* DurableClock.sleep({ name: activityNames.checkStatus(self.name, n), duration: spacing })
-        const checked: Either.Either<Success["Type"], unknown> = yield* Activity.make({
-          name: activityNames.checkStatus(self.name, n),
-          success: self.success,
+      const { spacing, times } = self.checkStatusSchedule
+      let checks = 0
+      // one round of checks, on the durable clock: the outcome, a failure, or none (still unknown)
+      const checkRound = Effect.gen(function*() {
+        const check = self.checkStatus
+        if (check === undefined) return Option.none<Success["Type"]>()
+        for (let i = 0; i < times; i++) {
+          const n = ++checks
+          yield* DurableClock.sleep({ name: journalNames.checkStatus(self.name, n), duration: spacing })
+          const checked: Either.Either<Success["Type"], unknown> = yield* Activity.make({
+            name: journalNames.checkStatus(self.name, n),
+            success: self.success,
+            error,
+            execute: check(input, context)
+          }).pipe(Effect.either)
+          yield* index.record({
+            entry: journalNames.checkStatus(self.name, n),
+            step: self.name,
+            kind: "check",
+            outcome: Either.isRight(checked) ? "succeeded" : isUnknown(checked.left) ? "unknown" : "failed",
+            detail: Either.isLeft(checked) ? describe(checked.left) : undefined
+          })
+          if (Either.isRight(checked)) return Option.some(checked.right)
+          if (!isUnknown(checked.left)) return yield* Effect.fail(checked.left as Error["Type"])
+        }
+        return Option.none<Success["Type"]>()
+      })
+
+      let resolved = yield* checkRound
+      if (Option.isNone(resolved) && self.cancel !== undefined) {
+        // cancelling what may not exist: success means the step is not applied now
+        const cancelled = yield* Activity.make({
+          name: journalNames.cancel(self.name),
           error,
-          execute: check(input, context)
+          execute: self.cancel(input, context)
         }).pipe(Effect.either)
-        if (Either.isRight(checked)) {
-          resolved = Option.some(checked.right)
-        } else if (!isUnknown(checked.left)) {
-          return yield* Effect.fail(checked.left as Error["Type"])
+        yield* index.record({
+          entry: journalNames.cancel(self.name),
+          step: self.name,
+          kind: "cancel",
+          outcome: Either.isRight(cancelled) ? "succeeded" : isUnknown(cancelled.left) ? "unknown" : "failed",
+          detail: Either.isLeft(cancelled) ? describe(cancelled.left) : undefined
+        })
+        if (Either.isRight(cancelled)) {
+          return yield* Effect.fail(new NotApplied({ saga: runtime.saga, step: self.name, reason: "cancelled" }))
         }
       }
-      if (Option.isNone(resolved)) {
-        return yield* Effect.fail(
-          new Pending({ saga: runtime.saga, step: self.name, checks: check === undefined ? 0 : times })
-        )
+      // still unknown: park as pending until it is reconciled
+      for (let parked = 1; Option.isNone(resolved); parked++) {
+        const pending = new Pending({ saga: runtime.saga, step: self.name, checks })
+        yield* index.transition("pending", {
+          step: self.name,
+          attempt: parked,
+          detail: JSON.stringify(Schema.encodeSync(Pending)(pending))
+        })
+        const decision = (yield* DurableDeferred.await(
+          reconcileDeferred(self.name, self.success, parked)
+        )) as Saga.Reconciliation<Success["Type"]>
+        yield* index.record({
+          entry: journalNames.reconcile(self.name, parked),
+          step: self.name,
+          kind: "reconcile",
+          outcome: decision._tag === "Applied" ? "applied" : decision._tag === "NotApplied" ? "not-applied" : "recheck",
+          detail: undefined
+        })
+        yield* index.transition("running")
+        if (decision._tag === "Applied") {
+          resolved = Option.some(decision.value)
+        } else if (decision._tag === "NotApplied") {
+          return yield* Effect.fail(new NotApplied({ saga: runtime.saga, step: self.name, reason: "reconciled" }))
+        } else {
+          resolved = yield* checkRound
+        }
       }
       value = resolved.value
     }
@@ -152,30 +305,89 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
     const compensate = self.compensate
     if (compensate !== undefined) {
       const stepIdempotencyKey = idempotencyKey
-      const compensationKey = yield* Activity.idempotencyKey(activityNames.compensate(self.name))
+      const compensationKey = yield* Activity.idempotencyKey(journalNames.compensate(self.name))
       const { CompensationFailed } = Saga
       runtime.compensations.push({
         step: self.name,
-        activity: Activity.make({
-          name: activityNames.compensate(self.name),
-          error: CompensationFailed,
-          execute: compensate(value, input, {
-            saga: runtime.saga,
-            executionId: runtime.executionId,
-            step: self.name,
-            idempotencyKey: compensationKey,
-            stepIdempotencyKey
-          }).pipe(
-            Effect.retry(self.compensationRetry),
-            Effect.catchAllCause((cause) =>
-              Effect.fail(new CompensationFailed({ step: self.name, cause: Cause.squash(cause) }))
+        activity: (attempt) =>
+          Activity.make({
+            name: journalNames.compensate(self.name, attempt),
+            error: CompensationFailed,
+            execute: compensate(value, input, {
+              saga: runtime.saga,
+              executionId: runtime.executionId,
+              step: self.name,
+              // the same key on every attempt, the operator's retries included
+              idempotencyKey: compensationKey,
+              stepIdempotencyKey
+            }).pipe(
+              Effect.retry(self.compensationRetry),
+              Effect.catchAllCause((cause) =>
+                Effect.fail(new CompensationFailed({ step: self.name, cause: Cause.squash(cause) }))
+              )
             )
-          )
-        }) as Compensation["activity"]
+          }) as Effect.Effect<void, Saga.CompensationFailed, WorkflowEngine | WorkflowInstance>
       })
     }
     return value
   }) as any
+
+// -----------------------------------------------------------------------------
+// Sagas
+// -----------------------------------------------------------------------------
+
+/** Runs the compensations in reverse order; parks on an operator when one still fails. */
+const compensateAll = (runtime: Runtime, failure: unknown) =>
+  Effect.gen(function*() {
+    const { NeedsAttention } = Saga
+    const index = runtime.index
+    const stack = runtime.compensations.slice().reverse()
+    yield* index.transition("compensating", { detail: describe(failure) })
+    for (let i = 0; i < stack.length; i++) {
+      const compensation = stack[i]!
+      for (let attempt = 1;; attempt++) {
+        const compensated = yield* Effect.exit(compensation.activity(attempt))
+        if (Exit.isFailure(compensated) && Cause.isInterruptedOnly(compensated.cause)) return yield* compensated
+        yield* index.record({
+          entry: journalNames.compensate(compensation.step, attempt),
+          step: compensation.step,
+          kind: "compensate",
+          outcome: Exit.isSuccess(compensated) ? "succeeded" : "failed",
+          detail: Exit.isFailure(compensated) ? describe(causeOf(compensated.cause)) : undefined
+        })
+        if (Exit.isSuccess(compensated)) break
+        const attention = new NeedsAttention({
+          saga: runtime.saga,
+          step: compensation.step,
+          cause: causeOf(compensated.cause),
+          failure,
+          remaining: stack.slice(i + 1).map((c) => c.step)
+        })
+        yield* index.transition("needs-attention", {
+          step: compensation.step,
+          attempt,
+          detail: json(NeedsAttention, attention, (a) =>
+            new NeedsAttention({ ...a, cause: describeDefect(a.cause), failure: describeDefect(a.failure) }))
+        })
+        const decision = yield* DurableDeferred.await(operatorDeferred(compensation.step, attempt))
+        yield* index.record({
+          entry: journalNames.operator(compensation.step, attempt),
+          step: compensation.step,
+          kind: "operator",
+          outcome: decision,
+          detail: undefined
+        })
+        yield* index.transition("compensating", { detail: describe(failure) })
+        if (decision === "resolve") break
+      }
+    }
+  })
+
+const causeOf = (cause: Cause.Cause<Saga.CompensationFailed>): unknown =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => Cause.squash(cause),
+    onSome: (failed) => failed.cause
+  })
 
 /** @internal */
 export const make = <
@@ -191,76 +403,202 @@ export const make = <
     executionId: string
   ) => Effect.Effect<Success["Type"], Error["Type"] | Saga.SagaError, R>
 ): Saga.Saga<Name, Saga.PayloadSchema<Payload>, Success, Error, Saga.Requirements<R>> => {
+  const { DuplicateStepError, NotApplied } = Saga
+  let declared: ReadonlySet<string> | undefined
+  if (options.steps !== undefined) {
+    const names = new Set<string>()
+    for (const s of options.steps) {
+      if (names.has(s.name)) throw new DuplicateStepError({ saga: options.name, step: s.name })
+      names.add(s.name)
+    }
+    declared = names
+  }
+  const errorSchema = Schema.Union(options.error ?? (Schema.Never as any as Error), DuplicateStepError, NotApplied)
   const workflow = Workflow.make({
     name: options.name,
     payload: options.payload,
     idempotencyKey: options.idempotencyKey,
     success: options.success ?? (Schema.Void as any as Success),
-    error: Schema.Union(
-      options.error ?? (Schema.Never as any as Error),
-      Saga.DuplicateStepError,
-      Saga.NeedsAttention,
-      Saga.Pending
-    )
+    error: errorSchema
   })
   const execute = (payload: any, executionId: string) =>
     Effect.gen(function*() {
-      const { NeedsAttention } = Saga
-      const runtime: Runtime = { saga: options.name, executionId, used: new Set(), compensations: [] }
+      const index = yield* SagaIndexApi.SagaIndex
+      yield* index.start({ executionId, saga: options.name }).pipe(Effect.retry(indexRetry), Effect.orDie)
+      const runtime: Runtime = {
+        saga: options.name,
+        executionId,
+        declared,
+        used: new Set(),
+        compensations: [],
+        index: writerOf(index, options.name, executionId)
+      }
       const exit = yield* Effect.exit(Effect.provideService(body(payload, executionId), SagaRuntime, runtime))
-      if (Exit.isSuccess(exit)) return exit.value
+      if (Exit.isSuccess(exit)) {
+        yield* runtime.index.transition("completed")
+        return exit.value
+      }
       const cause = exit.cause
       // suspension is an interruption: nothing failed
       if (Cause.isInterruptedOnly(cause)) return yield* exit
-      const failure = Cause.failureOption(cause)
-      if (Option.isSome(failure) && Predicate.isTagged(failure.value, "Pending")) return yield* exit
-      if (Option.isSome(failure) && Predicate.isTagged(failure.value, "NeedsAttention")) return yield* exit
-      const stack = runtime.compensations.slice().reverse()
-      for (let i = 0; i < stack.length; i++) {
-        const compensation = stack[i]!
-        const compensated = yield* Effect.exit(compensation.activity)
-        if (Exit.isFailure(compensated)) {
-          if (Cause.isInterruptedOnly(compensated.cause)) return yield* compensated
-          return yield* Effect.fail(
-            new NeedsAttention({
-              saga: options.name,
-              step: compensation.step,
-              cause: Option.match(Cause.failureOption(compensated.cause), {
-                onNone: () => Cause.squash(compensated.cause),
-                onSome: (failed) => failed.cause
-              }),
-              failure: Cause.squash(cause),
-              remaining: stack.slice(i + 1).map((c) => c.step)
-            })
-          )
-        }
-      }
+      const failure = Cause.squash(cause)
+      yield* compensateAll(runtime, failure)
+      const error = Cause.failureOption(cause)
+      const compensated = Option.isSome(error) && !Predicate.isTagged(error.value, "DuplicateStepError")
+      yield* runtime.index.transition(compensated ? "compensated" : "failed", { detail: describe(failure) })
       return yield* exit
     })
   const layer = workflow.toLayer(execute as any)
+
+  const parked = (executionId: string, state: SagaIndexApi.State) =>
+    Effect.gen(function*() {
+      const { NotParked } = Saga
+      const entry = yield* (yield* SagaIndexApi.SagaIndex).get(executionId)
+      if (Option.isNone(entry) || entry.value.state !== state || entry.value.step === undefined) {
+        return yield* Effect.fail(
+          new NotParked({
+            saga: options.name,
+            executionId,
+            expected: state,
+            state: Option.match(entry, { onNone: () => "unknown", onSome: (e) => e.state })
+          })
+        )
+      }
+      return entry.value
+    })
+
+  const decide = (executionId: string, decision: "retry" | "resolve") =>
+    Effect.gen(function*() {
+      const entry = yield* parked(executionId, "needs-attention")
+      const deferred = operatorDeferred(entry.step!, entry.attempt)
+      yield* DurableDeferred.done(deferred, {
+        token: DurableDeferred.tokenFromExecutionId(deferred, { workflow, executionId }),
+        exit: Exit.succeed(decision)
+      })
+    })
+
   return {
     [SagaTypeId]: SagaTypeId,
     name: options.name,
+    steps: options.steps === undefined ? undefined : options.steps.map((s) => s.name),
     workflow: workflow as any,
     layer: layer as any,
     execute: workflow.execute as any,
     executionId: workflow.executionId as any,
-    status: (executionId: string) => Effect.map(workflow.poll(executionId), toStatus) as any
+    status: (executionId: string) =>
+      Effect.gen(function*() {
+        const result = yield* workflow.poll(executionId)
+        if (result !== undefined && result._tag === "Complete") return toStatus(result.exit)
+        const entry = yield* Effect.orDie((yield* SagaIndexApi.SagaIndex).get(executionId))
+        if (Option.isNone(entry)) return result === undefined ? undefined : { _tag: "Running" }
+        return fromIndex(entry.value)
+      }) as any,
+    retryCompensation: (executionId: string) => decide(executionId, "retry"),
+    markResolved: (executionId: string) => decide(executionId, "resolve"),
+    reconcile: (executionId: string, s: Saga.Step<any, any, any, any, any>, outcome: any) =>
+      Effect.gen(function*() {
+        const entry = yield* parked(executionId, "pending")
+        if (entry.step !== s.name) {
+          const { NotParked } = Saga
+          return yield* Effect.fail(
+            new NotParked({ saga: options.name, executionId, expected: "pending", state: `pending on step "${entry.step}"` })
+          )
+        }
+        const deferred = reconcileDeferred(s.name, s.success, entry.attempt)
+        yield* DurableDeferred.done(deferred, {
+          token: DurableDeferred.tokenFromExecutionId(deferred, { workflow, executionId }),
+          exit: Exit.succeed(outcome)
+        })
+      }) as any
   }
 }
 
-const toStatus = (result: Workflow.Result<unknown, unknown> | undefined): Saga.Status<unknown, unknown> | undefined => {
-  if (result === undefined) return undefined
-  if (result._tag === "Suspended") return { _tag: "Running" }
-  const exit = result.exit
+const toStatus = (exit: Exit.Exit<unknown, unknown>): Saga.Status<unknown, unknown> => {
   if (Exit.isSuccess(exit)) return { _tag: "Completed", value: exit.value }
   const failure = Cause.failureOption(exit.cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    if (Predicate.isTagged(error, "NeedsAttention")) return { _tag: "NeedsAttention", error: error as any }
-    if (Predicate.isTagged(error, "Pending")) return { _tag: "Pending", error: error as any }
-    if (!Predicate.isTagged(error, "DuplicateStepError")) return { _tag: "Compensated", error }
+  if (Option.isSome(failure) && !Predicate.isTagged(failure.value, "DuplicateStepError")) {
+    return { _tag: "Compensated", error: failure.value }
   }
   return { _tag: "Failed", cause: exit.cause }
 }
 
+/** Decodes a parked saga's error from the index; what does not decode is reported as such, not thrown. */
+const parse = <A>(schema: Schema.Schema<A, any, never>, detail: string | undefined, orElse: () => A): A => {
+  try {
+    return Schema.decodeUnknownSync(schema)(JSON.parse(detail ?? "null"))
+  } catch {
+    return orElse()
+  }
+}
+
+const fromIndex = (entry: SagaIndexApi.Entry): Saga.Status<unknown, unknown> => {
+  const { NeedsAttention, Pending } = Saga
+  const step = entry.step ?? "<unknown>"
+  switch (entry.state) {
+    case "needs-attention":
+      return {
+        _tag: "NeedsAttention",
+        attempt: entry.attempt,
+        error: parse(NeedsAttention, entry.detail, () =>
+          new NeedsAttention({
+            saga: entry.saga,
+            step,
+            cause: `undecodable index detail: ${entry.detail}`,
+            failure: undefined,
+            remaining: []
+          }))
+      }
+    case "pending":
+      return {
+        _tag: "Pending",
+        attempt: entry.attempt,
+        error: parse(Pending, entry.detail, () => new Pending({ saga: entry.saga, step, checks: 0 }))
+      }
+    case "compensating":
+      return { _tag: "Compensating" }
+    default:
+      // running, or final in the index while the engine has not stored the result yet
+      return { _tag: "Running" }
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Versioning
+// -----------------------------------------------------------------------------
+
+const openStates: ReadonlyArray<SagaIndexApi.State> = ["running", "compensating", "needs-attention", "pending"]
+
+/** @internal */
+export const unknownJournalEntries = (sagas: ReadonlyArray<Saga.Any>) =>
+  Effect.gen(function*() {
+    const { UnknownJournalEntry } = Saga
+    const index = yield* SagaIndexApi.SagaIndex
+    const byName = new Map(sagas.map((s) => [s.name, s] as const))
+    const open = yield* index.list({ state: openStates, limit: Number.MAX_SAFE_INTEGER })
+    const found: Array<Saga.UnknownJournalEntry> = []
+    for (const entry of open) {
+      const saga = byName.get(entry.saga)
+      if (saga === undefined) {
+        found.push(new UnknownJournalEntry({ saga: entry.saga, executionId: entry.executionId, entry: undefined }))
+        continue
+      }
+      if (saga.steps === undefined) continue
+      for (const step of entry.steps) {
+        if (!saga.steps.includes(step.step)) {
+          found.push(new UnknownJournalEntry({ saga: entry.saga, executionId: entry.executionId, entry: step.entry }))
+        }
+      }
+    }
+    return found as ReadonlyArray<Saga.UnknownJournalEntry>
+  })
+
+/** @internal */
+export const checkJournal = (sagas: ReadonlyArray<Saga.Any>, options?: { readonly onUnknown?: "fail" | "warn" | undefined }) =>
+  Effect.gen(function*() {
+    const { UnknownJournalEntries } = Saga
+    const found = yield* unknownJournalEntries(sagas)
+    if (found.length === 0) return
+    const error = new UnknownJournalEntries({ entries: found })
+    if ((options?.onUnknown ?? "fail") === "fail") return yield* Effect.fail(error)
+    yield* Effect.logWarning(error.message)
+  })

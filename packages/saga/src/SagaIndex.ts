@@ -1,0 +1,274 @@
+/**
+ * The sagas' own index: one row per saga execution (its state, where it is
+ * parked and why) and one row per journaled action (each step, check,
+ * cancellation, compensation and operator decision), kept in the engine's
+ * database (SQLite or PostgreSQL) or in memory.
+ *
+ * The engine's tables are a generic message store and are never parsed: a
+ * saga writes its index rows itself, from its body, as it goes. Every write
+ * is idempotent (the body re-runs from the top whenever the engine resumes
+ * it), so a crash between an action and its index row is repaired by the
+ * next run of the body.
+ *
+ * The `SagaEngine` layers provide a `SagaIndex`: in memory for
+ * `layerMemory`, tables `breakwater_sagas` and `breakwater_saga_steps` in the
+ * same database for `layerSqlite` and `layerPostgres`.
+ *
+ * @since 0.1.0
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as internal from "./internal/sagaIndex.js"
+
+// -----------------------------------------------------------------------------
+// Models
+// -----------------------------------------------------------------------------
+
+/**
+ * Where a saga is:
+ *
+ * - `running`: started, not finished (possibly suspended on a durable clock);
+ * - `compensating`: a step failed and its predecessors are being undone;
+ * - `completed`: every step succeeded;
+ * - `compensated`: a step failed and every compensation ran (or an operator
+ *   marked the failed ones resolved);
+ * - `failed`: a defect ended it (after compensating);
+ * - `needs-attention`: a compensation still failed after its retries; parked
+ *   until an operator retries it or marks it resolved (`Saga.retryCompensation`,
+ *   `Saga.markResolved`);
+ * - `pending`: a step's outcome is still unknown after its checks; parked
+ *   until it is reconciled (`Saga.reconcile`).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const State = Schema.Literal(
+  "running",
+  "compensating",
+  "completed",
+  "compensated",
+  "failed",
+  "needs-attention",
+  "pending"
+)
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type State = typeof State.Type
+
+/**
+ * The states a saga does not leave.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const finalStates: ReadonlyArray<State> = internal.finalStates
+
+/**
+ * One journaled action of a saga. `entry` is the action's identity in the
+ * engine's journal (`step:<name>`, `compensate:<name>`,
+ * `checkStatus:<name>/<n>`, `cancel:<name>`, `operator:<name>/<n>`,
+ * `reconcile:<name>/<n>`); `step` the step it belongs to.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface StepEntry {
+  readonly entry: string
+  readonly step: string
+  readonly kind: "run" | "check" | "cancel" | "compensate" | "operator" | "reconcile"
+  readonly outcome: string
+  /** Milliseconds since the epoch, from the saga's `Clock`, when the index first saw it. */
+  readonly at: number
+  readonly detail: string | undefined
+}
+
+/**
+ * One saga execution as the index knows it.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Entry {
+  readonly executionId: string
+  readonly saga: string
+  readonly state: State
+  /** The step the state concerns (the failed compensation, the unknown step). */
+  readonly step: string | undefined
+  /** How many times the saga parked on this step (the operator decision's number). */
+  readonly attempt: number
+  /** The encoded error of a parked or finished saga, as JSON. */
+  readonly detail: string | undefined
+  readonly createdAt: number
+  readonly updatedAt: number
+  /** In the order the index saw them. */
+  readonly steps: ReadonlyArray<StepEntry>
+}
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Filter {
+  readonly state?: State | ReadonlyArray<State> | undefined
+  readonly saga?: string | undefined
+  /** Default 100, newest first. */
+  readonly limit?: number | undefined
+}
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+/**
+ * The index's store failed (the database is unreachable, say).
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class SagaIndexError extends Schema.TaggedError<SagaIndexError>("@breakwater/saga/SagaIndexError")(
+  "SagaIndexError",
+  {
+    operation: Schema.String,
+    cause: Schema.Defect
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `saga index: ${this.operation} failed: ${String(this.cause)}`
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Service
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  /** Records a saga's start; does nothing if the index knows it already. */
+  readonly start: (options: { readonly executionId: string; readonly saga: string }) => Effect.Effect<void, SagaIndexError>
+  /** Moves a saga to `state`. */
+  readonly transition: (options: {
+    readonly executionId: string
+    readonly saga: string
+    readonly state: State
+    readonly step?: string | undefined
+    readonly attempt?: number | undefined
+    readonly detail?: string | undefined
+  }) => Effect.Effect<void, SagaIndexError>
+  /** Records an action; does nothing if the index has this `entry` for the execution already. */
+  readonly record: (
+    executionId: string,
+    entry: Omit<StepEntry, "at">
+  ) => Effect.Effect<void, SagaIndexError>
+  readonly get: (executionId: string) => Effect.Effect<Option.Option<Entry>, SagaIndexError>
+  readonly list: (filter?: Filter) => Effect.Effect<ReadonlyArray<Entry>, SagaIndexError>
+  /**
+   * Removes the index rows of sagas in a final state whose last change is
+   * older than `olderThan`, and returns them.
+   */
+  readonly remove: (options: {
+    readonly olderThan: Duration.DurationInput
+  }) => Effect.Effect<ReadonlyArray<{ readonly executionId: string; readonly saga: string }>, SagaIndexError>
+}
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export const SagaIndex: Context.Tag<SagaIndex, Service> = internal.SagaIndex
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export interface SagaIndex {
+  readonly _: unique symbol
+}
+
+// -----------------------------------------------------------------------------
+// Layers
+// -----------------------------------------------------------------------------
+
+/**
+ * An index in memory (for `SagaEngine.layerMemory`).
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerMemory: Layer.Layer<SagaIndex> = internal.layerMemory
+
+/**
+ * An index in two tables of the given SQL database (SQLite or PostgreSQL),
+ * created if missing: `breakwater_sagas` (one row per execution) and
+ * `breakwater_saga_steps` (one row per action).
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerSql: Layer.Layer<SagaIndex, SagaIndexError, SqlClient.SqlClient> = internal.layerSql
+
+// -----------------------------------------------------------------------------
+// Queries and maintenance
+// -----------------------------------------------------------------------------
+
+/**
+ * One saga execution with its step history.
+ *
+ * @since 0.1.0
+ * @category Queries
+ */
+export const get: (executionId: string) => Effect.Effect<Option.Option<Entry>, SagaIndexError, SagaIndex> =
+  internal.get
+
+/**
+ * Saga executions by state and name, newest first, each with its step
+ * history.
+ *
+ * @since 0.1.0
+ * @category Queries
+ */
+export const list: (filter?: Filter) => Effect.Effect<ReadonlyArray<Entry>, SagaIndexError, SagaIndex> = internal.list
+
+/**
+ * Purges finished sagas (completed, compensated, failed) whose last change is
+ * older than `olderThan`: their engine journal first (on the cluster engines,
+ * the workflow's and its clock's messages), then their index rows. Returns
+ * the executions purged.
+ *
+ * After a purge the saga's idempotency key is free again: executing the same
+ * payload starts a new execution. Pick a retention longer than any retry of
+ * the same request.
+ *
+ * @since 0.1.0
+ * @category Maintenance
+ */
+export const purge: (options: {
+  readonly olderThan: Duration.DurationInput
+}) => Effect.Effect<ReadonlyArray<{ readonly executionId: string; readonly saga: string }>, SagaIndexError, SagaIndex> =
+  internal.purge
+
+/**
+ * Purges finished sagas older than `retention` every `every` (default: one
+ * hour), for as long as the layer lives. A failed purge is logged and
+ * retried at the next tick.
+ *
+ * @since 0.1.0
+ * @category Maintenance
+ */
+export const layerPurge: (options: {
+  readonly retention: Duration.DurationInput
+  readonly every?: Duration.DurationInput | undefined
+}) => Layer.Layer<never, never, SagaIndex> = internal.layerPurge

@@ -1,0 +1,341 @@
+import * as ClusterSchema from "@effect/cluster/ClusterSchema"
+import { EntityAddress } from "@effect/cluster/EntityAddress"
+import * as EntityId from "@effect/cluster/EntityId"
+import * as EntityType from "@effect/cluster/EntityType"
+import * as MessageStorage from "@effect/cluster/MessageStorage"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as SagaIndexApi from "../SagaIndex.js"
+
+/** @internal */
+export const SagaIndex = Context.GenericTag<SagaIndexApi.SagaIndex, SagaIndexApi.Service>("@breakwater/saga/SagaIndex")
+
+/** @internal */
+export const finalStates: ReadonlyArray<SagaIndexApi.State> = ["completed", "compensated", "failed"]
+
+const fail = (operation: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchAllCause(effect, (cause) => {
+    // the public module imports this one: read its class at call time
+    const { SagaIndexError } = SagaIndexApi
+    return Effect.fail(new SagaIndexError({ operation, cause: Cause.squash(cause) }))
+  })
+
+/**
+ * Clears the engine's journal of one execution, when the engine is the
+ * cluster one: the workflow entity's messages and its clock's.
+ */
+const makeClearJournal = Effect.gen(function*() {
+  const storage = yield* Effect.serviceOption(MessageStorage.MessageStorage)
+  const sharding = yield* Effect.serviceOption(Sharding.Sharding)
+  if (Option.isNone(storage) || Option.isNone(sharding)) {
+    return (_saga: string, _executionId: string): Effect.Effect<void, unknown> => Effect.void
+  }
+  return (saga: string, executionId: string): Effect.Effect<void, unknown> => {
+    const entityId = EntityId.make(executionId)
+    // sagas carry no shard group annotation: the default group
+    const group = Context.get(Context.empty(), ClusterSchema.ShardGroup)(entityId)
+    const shardId = sharding.value.getShardId(entityId, group)
+    return Effect.zipRight(
+      storage.value.clearAddress(new EntityAddress({ entityType: EntityType.EntityType.make(`Workflow/${saga}`), entityId, shardId })),
+      storage.value.clearAddress(
+        new EntityAddress({ entityType: EntityType.EntityType.make("Workflow/-/DurableClock"), entityId, shardId })
+      )
+    )
+  }
+})
+
+const limitOf = (filter: SagaIndexApi.Filter | undefined) => Math.max(1, Math.floor(filter?.limit ?? 100))
+
+const statesOf = (filter: SagaIndexApi.Filter | undefined): ReadonlyArray<SagaIndexApi.State> | undefined =>
+  filter?.state === undefined ? undefined : typeof filter.state === "string" ? [filter.state] : filter.state
+
+// -----------------------------------------------------------------------------
+// Memory
+// -----------------------------------------------------------------------------
+
+interface MutableEntry {
+  executionId: string
+  saga: string
+  state: SagaIndexApi.State
+  step: string | undefined
+  attempt: number
+  detail: string | undefined
+  createdAt: number
+  updatedAt: number
+  steps: Array<SagaIndexApi.StepEntry>
+}
+
+const snapshot = (entry: MutableEntry): SagaIndexApi.Entry => ({ ...entry, steps: [...entry.steps] })
+
+/** @internal */
+export const makeMemory = Effect.gen(function*() {
+  const entries = new Map<string, MutableEntry>()
+  const clearJournal = yield* makeClearJournal
+  const service: SagaIndexApi.Service = {
+    start: ({ executionId, saga }) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        if (entries.has(executionId)) return
+        entries.set(executionId, {
+          executionId,
+          saga,
+          state: "running",
+          step: undefined,
+          attempt: 0,
+          detail: undefined,
+          createdAt: now,
+          updatedAt: now,
+          steps: []
+        })
+      }),
+    transition: (options) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const entry = entries.get(options.executionId)
+        const next = {
+          state: options.state,
+          step: options.step,
+          attempt: options.attempt ?? 0,
+          detail: options.detail,
+          updatedAt: now
+        }
+        if (entry === undefined) {
+          entries.set(options.executionId, {
+            executionId: options.executionId,
+            saga: options.saga,
+            createdAt: now,
+            steps: [],
+            ...next
+          })
+        } else {
+          Object.assign(entry, next)
+        }
+      }),
+    record: (executionId, step) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const entry = entries.get(executionId)
+        if (entry === undefined || entry.steps.some((s) => s.entry === step.entry)) return
+        entry.steps.push({ ...step, at: now })
+      }),
+    get: (executionId) => Effect.sync(() => Option.map(Option.fromNullable(entries.get(executionId)), snapshot)),
+    list: (filter) =>
+      Effect.sync(() => {
+        const states = statesOf(filter)
+        return Array.from(entries.values())
+          .filter((e) => (states === undefined || states.includes(e.state)) && (filter?.saga === undefined || e.saga === filter.saga))
+          .sort((a, b) => b.createdAt - a.createdAt)
+          .slice(0, limitOf(filter))
+          .map(snapshot)
+      }),
+    remove: ({ olderThan }) =>
+      Effect.gen(function*() {
+        const cutoff = (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.decode(olderThan))
+        const purged: Array<{ executionId: string; saga: string }> = []
+        for (const entry of Array.from(entries.values())) {
+          if (!finalStates.includes(entry.state) || entry.updatedAt >= cutoff) continue
+          yield* clearJournal(entry.saga, entry.executionId)
+          entries.delete(entry.executionId)
+          purged.push({ executionId: entry.executionId, saga: entry.saga })
+        }
+        return purged
+      }).pipe(fail("remove"))
+  }
+  return service
+})
+
+/** @internal */
+export const layerMemory: Layer.Layer<SagaIndexApi.SagaIndex> = Layer.effect(SagaIndex, makeMemory)
+
+// -----------------------------------------------------------------------------
+// SQL (SQLite and PostgreSQL)
+// -----------------------------------------------------------------------------
+
+interface SagaRow {
+  readonly execution_id: string
+  readonly saga: string
+  readonly state: SagaIndexApi.State
+  readonly step: string | null
+  readonly attempt: number | string
+  readonly detail: string | null
+  readonly created_at: number | string
+  readonly updated_at: number | string
+}
+
+interface StepRow {
+  readonly execution_id: string
+  readonly entry: string
+  readonly step: string
+  readonly kind: SagaIndexApi.StepEntry["kind"]
+  readonly outcome: string
+  readonly at: number | string
+  readonly detail: string | null
+}
+
+/** @internal */
+export const makeSql = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const clearJournal = yield* makeClearJournal
+
+  yield* sql`CREATE TABLE IF NOT EXISTS breakwater_sagas (
+    execution_id TEXT PRIMARY KEY,
+    saga TEXT NOT NULL,
+    state TEXT NOT NULL,
+    step TEXT,
+    attempt INTEGER NOT NULL,
+    detail TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+  )`
+  yield* sql`CREATE INDEX IF NOT EXISTS breakwater_sagas_state ON breakwater_sagas (state, updated_at)`
+  yield* sql`CREATE TABLE IF NOT EXISTS breakwater_saga_steps (
+    execution_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    step TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (execution_id, entry)
+  )`
+
+  const stepsOf = (ids: ReadonlyArray<string>) =>
+    ids.length === 0
+      ? Effect.succeed(new Map<string, Array<SagaIndexApi.StepEntry>>())
+      : Effect.map(
+        sql<StepRow>`SELECT execution_id, entry, step, kind, outcome, at, detail FROM breakwater_saga_steps
+          WHERE ${sql.in("execution_id", ids)} ORDER BY execution_id, seq`,
+        (rows) => {
+          const byId = new Map<string, Array<SagaIndexApi.StepEntry>>()
+          for (const row of rows) {
+            const list = byId.get(row.execution_id) ?? []
+            list.push({
+              entry: row.entry,
+              step: row.step,
+              kind: row.kind,
+              outcome: row.outcome,
+              at: Number(row.at),
+              detail: row.detail ?? undefined
+            })
+            byId.set(row.execution_id, list)
+          }
+          return byId
+        }
+      )
+
+  const entriesOf = (rows: ReadonlyArray<SagaRow>) =>
+    Effect.map(stepsOf(rows.map((row) => row.execution_id)), (steps) =>
+      rows.map((row): SagaIndexApi.Entry => ({
+        executionId: row.execution_id,
+        saga: row.saga,
+        state: row.state,
+        step: row.step ?? undefined,
+        attempt: Number(row.attempt),
+        detail: row.detail ?? undefined,
+        createdAt: Number(row.created_at),
+        updatedAt: Number(row.updated_at),
+        steps: steps.get(row.execution_id) ?? []
+      })))
+
+  const service: SagaIndexApi.Service = {
+    start: ({ executionId, saga }) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        sql`INSERT INTO breakwater_sagas (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
+          VALUES (${executionId}, ${saga}, 'running', NULL, 0, NULL, ${now}, ${now})
+          ON CONFLICT (execution_id) DO NOTHING`).pipe(Effect.asVoid, fail("start")),
+    transition: (options) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        sql`INSERT INTO breakwater_sagas (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
+          VALUES (${options.executionId}, ${options.saga}, ${options.state}, ${options.step ?? null},
+            ${options.attempt ?? 0}, ${options.detail ?? null}, ${now}, ${now})
+          ON CONFLICT (execution_id) DO UPDATE SET state = excluded.state, step = excluded.step,
+            attempt = excluded.attempt, detail = excluded.detail, updated_at = excluded.updated_at`).pipe(
+          Effect.asVoid,
+          fail("transition")
+        ),
+    record: (executionId, step) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        // seq: the order of the saga's actions (one fiber writes them, one at a time)
+        sql`INSERT INTO breakwater_saga_steps (execution_id, seq, entry, step, kind, outcome, at, detail)
+          SELECT ${executionId}, COALESCE(MAX(seq), 0) + 1, ${step.entry}, ${step.step}, ${step.kind}, ${step.outcome},
+            ${now}, ${step.detail ?? null}
+          FROM breakwater_saga_steps WHERE execution_id = ${executionId}
+          ON CONFLICT (execution_id, entry) DO NOTHING`).pipe(Effect.asVoid, fail("record")),
+    get: (executionId) =>
+      sql<SagaRow>`SELECT * FROM breakwater_sagas WHERE execution_id = ${executionId}`.pipe(
+        Effect.flatMap(entriesOf),
+        Effect.map((entries) => Option.fromNullable(entries[0])),
+        fail("get")
+      ),
+    list: (filter) => {
+      const states = statesOf(filter)
+      const clauses = [
+        ...(states === undefined ? [] : [states.length === 0 ? sql`1 = 0` : sql.in("state", states)]),
+        ...(filter?.saga === undefined ? [] : [sql`saga = ${filter.saga}`])
+      ]
+      return sql<SagaRow>`SELECT * FROM breakwater_sagas
+        ${clauses.length === 0 ? sql`` : sql`WHERE ${sql.and(clauses)}`}
+        ORDER BY created_at DESC, execution_id LIMIT ${limitOf(filter)}`.pipe(
+        Effect.flatMap(entriesOf),
+        fail("list")
+      )
+    },
+    remove: ({ olderThan }) =>
+      Effect.gen(function*() {
+        const cutoff = (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.decode(olderThan))
+        const rows = yield* sql<{ execution_id: string; saga: string }>`SELECT execution_id, saga FROM breakwater_sagas
+          WHERE ${sql.in("state", finalStates)} AND updated_at < ${cutoff}`
+        for (const row of rows) {
+          // the journal first: if clearing it fails, the index row stays and the next purge retries
+          yield* clearJournal(row.saga, row.execution_id)
+          yield* sql.withTransaction(Effect.zipRight(
+            sql`DELETE FROM breakwater_saga_steps WHERE execution_id = ${row.execution_id}`,
+            sql`DELETE FROM breakwater_sagas WHERE execution_id = ${row.execution_id}`
+          ))
+        }
+        return rows.map((row) => ({ executionId: row.execution_id, saga: row.saga }))
+      }).pipe(fail("remove"))
+  }
+  return service
+})
+
+/** @internal */
+export const layerSql: Layer.Layer<SagaIndexApi.SagaIndex, SagaIndexApi.SagaIndexError, SqlClient.SqlClient> = Layer
+  .effect(SagaIndex, makeSql.pipe(fail("create tables")))
+
+// -----------------------------------------------------------------------------
+// Accessors and maintenance
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export const get = (executionId: string) => Effect.flatMap(SagaIndex, (index) => index.get(executionId))
+
+/** @internal */
+export const list = (filter?: SagaIndexApi.Filter) => Effect.flatMap(SagaIndex, (index) => index.list(filter))
+
+/** @internal */
+export const purge = (options: { readonly olderThan: Duration.DurationInput }) =>
+  Effect.flatMap(SagaIndex, (index) => index.remove(options))
+
+/** @internal */
+export const layerPurge = (options: {
+  readonly retention: Duration.DurationInput
+  readonly every?: Duration.DurationInput | undefined
+}): Layer.Layer<never, never, SagaIndexApi.SagaIndex> =>
+  Layer.scopedDiscard(
+    Effect.forkScoped(
+      purge({ olderThan: options.retention }).pipe(
+        Effect.tap((purged) =>
+          purged.length === 0 ? Effect.void : Effect.logInfo(`purged ${purged.length} finished sagas`)
+        ),
+        Effect.catchAll((error) => Effect.logWarning("saga purge failed; retrying at the next tick", error)),
+        Effect.repeat(Schedule.spaced(options.every ?? Duration.hours(1)))
+      )
+    )
+  )
