@@ -343,9 +343,33 @@ export interface Step<Name extends string, I, Success extends Schema.Schema.Any,
 }
 
 /**
- * Defines a step.
+ * Defines a step: its result and error Schemas (the journal stores them),
+ * what it does, how it is undone, and how an unknown outcome is resolved.
  *
- * Example: `test/Examples.test.ts`.
+ * @example
+ * ```ts
+ * import * as Saga from "@breakwater/saga/Saga"
+ * import * as Effect from "effect/Effect"
+ * import * as Schema from "effect/Schema"
+ *
+ * class Declined extends Schema.TaggedError<Declined>()("Declined", { reason: Schema.String }) {}
+ *
+ * const charge = Saga.step({
+ *   name: "charge",
+ *   success: Schema.Struct({ chargeId: Schema.String }),
+ *   error: Declined,
+ *   // send the key: the step runs at least once
+ *   run: (input: { amount: number }, { idempotencyKey }) =>
+ *     input.amount > 1_000
+ *       ? Effect.fail(new Declined({ reason: "limit" }))
+ *       : Effect.succeed({ chargeId: `ch-${idempotencyKey}` }),
+ *   compensate: (charged) => Effect.log(`refund ${charged.chargeId}`),
+ *   // after a read timeout (`Saga.Unknown`): ask, 3 times, 5 s apart
+ *   checkStatus: (_input, { idempotencyKey }) => Effect.succeed({ chargeId: `ch-${idempotencyKey}` }),
+ *   // still unknown: cancel (cancelling nothing succeeds)
+ *   cancel: (_input, { idempotencyKey }) => Effect.log(`cancel ${idempotencyKey}`)
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category Constructors
@@ -557,6 +581,43 @@ export type Any = Saga<string, any, any, any, any>
  * body that runs steps in order with `Saga.run`. On a failure the
  * compensations of the steps that succeeded run in reverse order.
  *
+ * @example
+ * ```ts
+ * import * as Saga from "@breakwater/saga/Saga"
+ * import * as SagaEngine from "@breakwater/saga/SagaEngine"
+ * import * as Effect from "effect/Effect"
+ * import * as Schema from "effect/Schema"
+ *
+ * const reserve = Saga.step({
+ *   name: "reserve",
+ *   success: Schema.String,
+ *   run: (sku: string) => Effect.succeed(`reservation-${sku}`),
+ *   compensate: (reservation) => Effect.log(`release ${reservation}`)
+ * })
+ * const ship = Saga.step({
+ *   name: "ship",
+ *   success: Schema.String,
+ *   run: (reservation: string) => Effect.succeed(`shipment-${reservation}`)
+ * })
+ *
+ * const PlaceOrder = Saga.make({
+ *   name: "PlaceOrder",
+ *   payload: { orderId: Schema.String, sku: Schema.String },
+ *   success: Schema.String,
+ *   idempotencyKey: (order) => order.orderId,
+ *   steps: [reserve, ship]
+ * }, (order) =>
+ *   Effect.gen(function*() {
+ *     const reservation = yield* Saga.run(reserve, order.sku)
+ *     return yield* Saga.run(ship, reservation)
+ *   }))
+ *
+ * const program = PlaceOrder.execute({ orderId: "o-1", sku: "book" }).pipe(
+ *   Effect.provide(PlaceOrder.layer),
+ *   Effect.provide(SagaEngine.layerMemory)
+ * )
+ * ```
+ *
  * The body re-runs from the top whenever the engine resumes the saga: code
  * outside steps must be deterministic.
  *
@@ -602,6 +663,27 @@ export const unknownJournalEntries: (
  * Checks the index against the given definitions (`unknownJournalEntries`)
  * and fails with `UnknownJournalEntries` (default) or logs a warning listing
  * each entry (`onUnknown: "warn"`). Run it when the service starts.
+ *
+ * @example
+ * ```ts
+ * import * as Saga from "@breakwater/saga/Saga"
+ * import * as SagaEngine from "@breakwater/saga/SagaEngine"
+ * import * as Effect from "effect/Effect"
+ * import * as Layer from "effect/Layer"
+ * import * as Schema from "effect/Schema"
+ *
+ * const pay = Saga.step({ name: "pay", success: Schema.String, run: (_: string) => Effect.succeed("paid") })
+ * const Checkout = Saga.make(
+ *   { name: "Checkout", payload: { cartId: Schema.String }, idempotencyKey: (c) => c.cartId, steps: [pay] },
+ *   (cart) => Effect.asVoid(Saga.run(pay, cart.cartId))
+ * )
+ *
+ * // the service refuses to start while sagas it cannot replay are in the journal
+ * const Startup = Layer.effectDiscard(Saga.checkJournal([Checkout])).pipe(
+ *   Layer.provideMerge(Checkout.layer),
+ *   Layer.provide(SagaEngine.layerSqlite({ filename: "sagas.db" }))
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category Versioning

@@ -237,6 +237,20 @@ export const get: (executionId: string) => Effect.Effect<Option.Option<Entry>, S
  * Saga executions by state and name, newest first, each with its step
  * history.
  *
+ * @example
+ * ```ts
+ * import * as SagaIndex from "@breakwater/saga/SagaIndex"
+ * import * as Effect from "effect/Effect"
+ *
+ * // the manual-intervention queue: sagas parked on a compensation or an unknown outcome
+ * const queue = Effect.gen(function*() {
+ *   for (const saga of yield* SagaIndex.list({ state: ["needs-attention", "pending"] })) {
+ *     const history = saga.steps.map((s) => `${s.entry}: ${s.outcome}`).join(", ")
+ *     yield* Effect.log(`${saga.saga} ${saga.executionId} ${saga.state} on ${saga.step}: ${history}`)
+ *   }
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category Queries
  */
@@ -264,6 +278,18 @@ export const purge: (options: {
  * Purges finished sagas older than `retention` every `every` (default: one
  * hour), for as long as the layer lives. A failed purge is logged and
  * retried at the next tick.
+ *
+ * @example
+ * ```ts
+ * import * as SagaEngine from "@breakwater/saga/SagaEngine"
+ * import * as SagaIndex from "@breakwater/saga/SagaIndex"
+ * import * as Layer from "effect/Layer"
+ *
+ * // keep finished sagas (and their idempotency) for 7 days
+ * const Engine = SagaIndex.layerPurge({ retention: "7 days", every: "1 hour" }).pipe(
+ *   Layer.provideMerge(SagaEngine.layerSqlite({ filename: "sagas.db" }))
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category Maintenance
