@@ -544,6 +544,12 @@ export interface Saga<
   /** Runs the saga (or joins the execution with the same idempotency key). */
   readonly execute: Workflow.Workflow<Name, Payload, Success, ErrorSchema<Error>>["execute"]
   readonly executionId: Workflow.Workflow<Name, Payload, Success, ErrorSchema<Error>>["executionId"]
+  /**
+   * The execution id from the idempotency key alone (what `idempotencyKey`
+   * returns for the payload), for callers that know the key but not the
+   * whole payload: a status endpoint given an order id, say.
+   */
+  readonly executionIdOfKey: (key: string) => Effect.Effect<string>
   /** `undefined` if neither the engine nor the index knows the execution. */
   readonly status: (
     executionId: string

@@ -640,6 +640,16 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
       }).pipe(withEngine(S.layer))
     })
 
+    it.effect("the execution id from the idempotency key alone equals the engine's", () => {
+      const S = Saga.make({ name: "ids", payload: { orderId: Schema.String, amount: Schema.Number }, idempotencyKey: (o) => o.orderId }, () =>
+        Effect.void)
+      return Effect.gen(function*() {
+        const id = yield* S.executionId({ orderId: "o-42", amount: 10 })
+        expect(yield* S.executionIdOfKey("o-42")).toBe(id)
+        expect(yield* S.executionIdOfKey("o-43")).not.toBe(id)
+      })
+    })
+
     it.effect("idempotency keys are stable across re-runs of the body and across engines", () => {
       const keys: Array<string> = []
       let bodyRuns = 0

@@ -485,6 +485,7 @@ export const make = <
     layer: layer as any,
     execute: workflow.execute as any,
     executionId: workflow.executionId as any,
+    executionIdOfKey: (key: string) => executionIdOf(options.name, key),
     status: (executionId: string) =>
       Effect.gen(function*() {
         const result = yield* workflow.poll(executionId)
@@ -512,6 +513,17 @@ export const make = <
       }) as any
   }
 }
+
+/**
+ * The engine's execution id for a saga name and idempotency key: the first 16
+ * bytes of SHA-256(`<name>-<key>`), in hex, as `Workflow.executionId` derives
+ * it (a test pins the two together).
+ */
+const executionIdOf = (name: string, key: string): Effect.Effect<string> =>
+  Effect.map(
+    Effect.promise(() => globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${name}-${key}`))),
+    (buffer) => Array.from(new Uint8Array(buffer).subarray(0, 16), (byte) => byte.toString(16).padStart(2, "0")).join("")
+  )
 
 const toStatus = (exit: Exit.Exit<unknown, unknown>): Saga.Status<unknown, unknown> => {
   if (Exit.isSuccess(exit)) return { _tag: "Completed", value: exit.value }
