@@ -6,6 +6,8 @@
 //
 // stdout lines:
 //   READY <pid>                      the engine is up (and the saga started, with BW_START)
+//   SHARDS <n> <pid>                 (serve, PostgreSQL) how many shards this runner holds, on each change
+//   STARTED <pid>                    (serve, BW_START_FILE) the saga was started
 //   IN_FLIGHT <action> <pid>         a blocking or slow action has started
 //   RESULT <json>                    the saga's final status, as this process saw it
 //
@@ -13,6 +15,9 @@
 // `run:<step>` or `undo:<step>`.
 import * as Saga from "@breakwater/saga/Saga"
 import * as SagaEngine from "@breakwater/saga/SagaEngine"
+import * as SagaRunner from "@breakwater/saga/SagaRunner"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as ShardId from "@effect/cluster/ShardId"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -29,8 +34,11 @@ const env = (name: string): string | undefined => {
 }
 
 const config = {
-  /** The SQLite file. */
+  /** "sqlite" (BW_SQLITE_FILE) or "pg" (BW_PG_URL, BW_PORT: this runner's port). */
+  engine: env("BW_ENGINE") ?? "sqlite",
   sqliteFile: env("BW_SQLITE_FILE"),
+  pgUrl: env("BW_PG_URL"),
+  port: Number(env("BW_PORT") ?? "0"),
   /** The shared log file. */
   log: env("BW_LOG")!,
   /** "steps": A, B, C succeed. "compensate": A, B, C succeed, D fails, C, B, A are undone. */
@@ -38,9 +46,10 @@ const config = {
   orderId: env("BW_ORDER") ?? "o-1",
   /** An action whose first start (across all processes, by the log) blocks until the process dies. */
   block: env("BW_BLOCK"),
-  /** An action that takes BW_SLOW_MS milliseconds (every time it runs). */
+  /** An action whose first start takes BW_SLOW_MS milliseconds (uninterruptibly with BW_SLOW_UNINTERRUPTIBLE=1). */
   slow: env("BW_SLOW"),
   slowMs: Number(env("BW_SLOW_MS") ?? "0"),
+  slowUninterruptible: env("BW_SLOW_UNINTERRUPTIBLE") === "1",
   /**
    * "execute": run the saga (or join its execution) and exit when it ends.
    * "serve": start the saga (with BW_START=1) without waiting, and run until
@@ -48,6 +57,13 @@ const config = {
    */
   mode: env("BW_MODE") ?? "execute",
   start: env("BW_START") === "1",
+  /** serve: start the saga once this file exists. */
+  startFile: env("BW_START_FILE"),
+  /** "node": NodeRuntime.runMain on the bare engine. "saga-runner": SagaRunner.runMain on SagaRunner.layer. */
+  runtime: env("BW_RUNTIME") ?? "node",
+  /** SagaRunner options, in milliseconds. */
+  shutdownDeadline: env("BW_SHUTDOWN_DEADLINE_MS"),
+  releaseTimeout: env("BW_RELEASE_TIMEOUT_MS"),
   debug: env("BW_DEBUG") === "1"
 }
 
@@ -79,9 +95,10 @@ const action = <A>(name: string, result: A): Effect.Effect<A> =>
       console.log(`IN_FLIGHT ${name} ${process.pid}`)
       return Effect.never
     }
-    const work = config.slow === name
+    const sleep = Effect.sleep(Duration.millis(config.slowMs))
+    const work = config.slow === name && first
       ? Effect.sync(() => console.log(`IN_FLIGHT ${name} ${process.pid}`)).pipe(
-        Effect.zipRight(Effect.sleep(Duration.millis(config.slowMs)))
+        Effect.zipRight(config.slowUninterruptible ? Effect.uninterruptible(sleep) : sleep)
       )
       : Effect.void
     return work.pipe(
@@ -129,9 +146,32 @@ const Order = Saga.make({
 // the engine and the program
 // -----------------------------------------------------------------------------
 
-const engine = SagaEngine.layerSqlite({ filename: config.sqliteFile! })
+const engine = (() => {
+  if (config.engine === "pg") {
+    return SagaEngine.layerPostgres({
+      url: config.pgUrl!,
+      runnerAddress: { host: "127.0.0.1", port: config.port },
+      // a killed runner's shards are taken over once its heartbeat is older than shardLockExpiration
+      shardingConfig: {
+        shardLockRefreshInterval: Duration.seconds(1),
+        shardLockExpiration: Duration.seconds(5),
+        runnerHealthCheckInterval: Duration.seconds(1),
+        entityMessagePollInterval: Duration.millis(500),
+        refreshAssignmentsInterval: Duration.millis(500)
+      }
+    })
+  }
+  return SagaEngine.layerSqlite({ filename: config.sqliteFile! })
+})()
 
-const App = Order.layer.pipe(Layer.provideMerge(engine))
+const withRunner = config.runtime === "saga-runner"
+  ? SagaRunner.layer(engine, {
+    ...(config.shutdownDeadline === undefined ? {} : { shutdownDeadline: Number(config.shutdownDeadline) }),
+    ...(config.releaseTimeout === undefined ? {} : { releaseTimeout: Number(config.releaseTimeout) })
+  })
+  : engine
+
+const App = Order.layer.pipe(Layer.provideMerge(withRunner as typeof engine))
 
 const printResult = Effect.gen(function*() {
   const executionId = yield* Order.executionId({ orderId: config.orderId })
@@ -149,6 +189,23 @@ const program = Effect.gen(function*() {
   }
   if (config.start) yield* Order.execute({ orderId: config.orderId }, { discard: true })
   console.log(`READY ${process.pid}`)
+  if (config.engine === "pg") {
+    // report the shards this runner holds, so that the test can wait for the two runners to agree
+    const sharding = yield* Sharding.Sharding
+    let held = -1
+    yield* Effect.sync(() => {
+      let count = 0
+      for (let id = 1; id <= 300; id++) if (sharding.hasShardId(ShardId.make("default", id))) count++
+      if (count !== held) console.log(`SHARDS ${count} ${process.pid}`)
+      held = count
+    }).pipe(Effect.repeat(Schedule.spaced("100 millis")), Effect.forkScoped)
+  }
+  if (config.startFile !== undefined) {
+    const file = config.startFile
+    yield* Effect.sleep("50 millis").pipe(Effect.repeat({ until: () => fs.existsSync(file) }))
+    yield* Order.execute({ orderId: config.orderId }, { discard: true })
+    console.log(`STARTED ${process.pid}`)
+  }
   // serve: wait until the saga has a final status, print it, and keep running
   const executionId = yield* Order.executionId({ orderId: config.orderId })
   yield* Order.status(executionId).pipe(
@@ -157,8 +214,13 @@ const program = Effect.gen(function*() {
   yield* printResult
   return yield* Effect.never
 }).pipe(
+  Effect.scoped,
   Effect.provide(App),
   Logger.withMinimumLogLevel(config.debug ? LogLevel.Debug : LogLevel.Info)
 )
 
-NodeRuntime.runMain(program)
+if (config.runtime === "saga-runner") {
+  SagaRunner.runMain(program)
+} else {
+  NodeRuntime.runMain(program)
+}
