@@ -4,84 +4,17 @@
 // the saga. Needs BREAKWATER_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/test);
 // skipped with a notice without it.
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import * as fs from "node:fs"
-import * as path from "node:path"
-import {
-  killAll,
-  readLog,
-  removeTempDirs,
-  resultOf,
-  spawnWorker,
-  starts,
-  tempDir,
-  type Worker
-} from "./process/harness.js"
-import { freePort, freshDatabase, pgUrl } from "./process/postgres.js"
+import { killAll, readLog, removeTempDirs, resultOf, starts } from "./process/harness.js"
+import { dropDatabases, pgUrl, twoRunners } from "./process/postgres.js"
 
-const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {
   await killAll()
   removeTempDirs()
-  for (const cleanup of cleanups.splice(0)) await cleanup()
+  await dropDatabases()
 })
 
 if (pgUrl === undefined) {
   console.log("BREAKWATER_PG_URL is not set: skipping the PostgreSQL crash test (test/CrashPg.test.ts)")
-}
-
-/** The last `SHARDS <n>` a runner printed. */
-const shardsOf = (worker: Worker): number => {
-  const line = worker.lines.filter((line) => line.startsWith("SHARDS ")).at(-1)
-  return line === undefined ? 0 : Number(line.split(" ")[1])
-}
-
-/** Polls the runners' stdout until `done`, at most `timeoutMs`. */
-const until = async (done: () => boolean, timeoutMs: number, what: string, workers: ReadonlyArray<Worker>) => {
-  const end = performance.now() + timeoutMs
-  while (!done()) {
-    if (performance.now() > end) {
-      throw new Error(`${what}: not within ${timeoutMs} ms\n${workers.map((w) => `--- ${w.name}\n${w.output()}`).join("\n")}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-/** Two runners on a fresh database, the shards split between them; the saga starts once `start()` is called. */
-export const twoRunners = async (prefix: string, env: Record<string, string>) => {
-  const db = await freshDatabase(pgUrl!, prefix)
-  cleanups.push(db.drop)
-  const dir = tempDir()
-  const startFile = path.join(dir, "start")
-  const base = {
-    BW_ENGINE: "pg",
-    BW_PG_URL: db.url,
-    BW_LOG: path.join(dir, "actions.log"),
-    BW_MODE: "serve",
-    ...env
-  }
-  // the first runner creates the engine's tables; the second starts once it is up
-  const first = spawnWorker("runner-1", { ...base, BW_PORT: String(await freePort()), BW_START_FILE: startFile })
-  await first.waitFor("READY", 30_000)
-  const second = spawnWorker("runner-2", { ...base, BW_PORT: String(await freePort()) })
-  await second.waitFor("READY", 30_000)
-  // both runners see each other: each holds some shards, together all of them
-  await until(
-    () => shardsOf(first) > 0 && shardsOf(second) > 0 && shardsOf(first) + shardsOf(second) === 300,
-    30_000,
-    "the runners splitting the shards",
-    [first, second]
-  )
-  return {
-    log: base.BW_LOG,
-    runners: [first, second] as const,
-    start: () => fs.writeFileSync(startFile, ""),
-    /** Resolves with the runner that printed `IN_FLIGHT <action>`, and the other one. */
-    inFlight: async (action: string, timeoutMs: number) => {
-      const line = await Promise.race([first, second].map((w) => w.waitFor(`IN_FLIGHT ${action}`, timeoutMs)))
-      const pid = Number(line.split(" ")[2])
-      return pid === first.pid ? { owner: first, other: second } : { owner: second, other: first }
-    }
-  }
 }
 
 describe.skipIf(pgUrl === undefined)("crash (PostgreSQL engine, two runner processes)", () => {

@@ -3,7 +3,12 @@
 // in flight and must exit in time; a new worker on the same file then finishes
 // the saga from the journal. Actions are counted in the workers' shared log
 // (test/process/worker.ts).
+import * as SagaEngine from "@breakwater/saga/SagaEngine"
+import * as SagaRunner from "@breakwater/saga/SagaRunner"
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as path from "node:path"
 import {
   killAll,
@@ -138,4 +143,37 @@ describe("graceful shutdown (SagaRunner, SQLite engine, real processes)", () => 
     expect(elapsed).toBeGreaterThanOrEqual(2_400)
     expect(worker.output()).toContain("was not released within")
   }, 60_000)
+})
+
+describe("SagaRunner.layer", () => {
+  it.effect("validates its options when the layer is built", () =>
+    Effect.gen(function*() {
+      const fieldOf = (options: SagaRunner.Options["Encoded"]) =>
+        Layer.build(SagaRunner.layer(SagaEngine.layerMemory, options)).pipe(
+          Effect.scoped,
+          Effect.flip,
+          Effect.map((error) => [error._tag, error.policy, error.field])
+        )
+      expect(yield* fieldOf({ shutdownDeadline: -1 })).toStrictEqual(["InvalidOptionsError", "SagaRunner", "shutdownDeadline"])
+      expect(yield* fieldOf({ shutdownDeadline: 0 })).toStrictEqual(["InvalidOptionsError", "SagaRunner", "shutdownDeadline"])
+      expect(yield* fieldOf({ releaseTimeout: "Infinity" as any })).toStrictEqual(["InvalidOptionsError", "SagaRunner", "releaseTimeout"])
+      expect(yield* fieldOf({ deadline: "1 second" } as any)).toStrictEqual(["InvalidOptionsError", "SagaRunner", "deadline"])
+      const ok = yield* Layer.build(SagaRunner.layer(SagaEngine.layerMemory, { shutdownDeadline: "5 seconds" })).pipe(
+        Effect.scoped,
+        Effect.exit
+      )
+      expect(Exit.isSuccess(ok)).toBe(true)
+    }))
+
+  it.effect("drain with nothing in flight: Drained, and the runner is released", () =>
+    Effect.gen(function*() {
+      const runner = yield* SagaRunner.SagaRunner
+      expect(yield* runner.state).toBe("running")
+      expect(yield* runner.inFlight).toStrictEqual([])
+      const result = yield* runner.drain
+      expect(result._tag).toBe("Drained")
+      expect(yield* runner.state).toBe("released")
+      // later calls return the same result
+      expect(yield* runner.drain).toBe(result)
+    }).pipe(Effect.provide(SagaRunner.layer(SagaEngine.layerMemory))))
 })
