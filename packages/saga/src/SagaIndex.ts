@@ -91,6 +91,17 @@ export interface StepEntry {
 }
 
 /**
+ * An action to record: `seq` is its position among the saga's actions (the
+ * body produces them in the same order on every replay).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface NewStepEntry extends Omit<StepEntry, "at"> {
+  readonly seq: number
+}
+
+/**
  * One saga execution as the index knows it.
  *
  * @since 0.1.0
@@ -159,20 +170,22 @@ export class SagaIndexError extends Schema.TaggedError<SagaIndexError>("@breakwa
 export interface Service {
   /** Records a saga's start; does nothing if the index knows it already. */
   readonly start: (options: { readonly executionId: string; readonly saga: string }) => Effect.Effect<void, SagaIndexError>
-  /** Moves a saga to `state`. */
-  readonly transition: (options: {
+  /**
+   * Writes, in one transaction, a saga's new actions (each ignored if the
+   * index has its `entry` for the execution already; `seq` orders them) and,
+   * if given, its new state.
+   */
+  readonly write: (options: {
     readonly executionId: string
     readonly saga: string
-    readonly state: State
-    readonly step?: string | undefined
-    readonly attempt?: number | undefined
-    readonly detail?: string | undefined
+    readonly entries: ReadonlyArray<NewStepEntry>
+    readonly state?: {
+      readonly state: State
+      readonly step?: string | undefined
+      readonly attempt?: number | undefined
+      readonly detail?: string | undefined
+    } | undefined
   }) => Effect.Effect<void, SagaIndexError>
-  /** Records an action; does nothing if the index has this `entry` for the execution already. */
-  readonly record: (
-    executionId: string,
-    entry: Omit<StepEntry, "at">
-  ) => Effect.Effect<void, SagaIndexError>
   readonly get: (executionId: string) => Effect.Effect<Option.Option<Entry>, SagaIndexError>
   readonly list: (filter?: Filter) => Effect.Effect<ReadonlyArray<Entry>, SagaIndexError>
   /**

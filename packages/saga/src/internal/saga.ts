@@ -90,18 +90,49 @@ const SagaRuntime = Context.GenericTag<Saga.SagaRuntime, Runtime>("@breakwater/s
 const indexRetry = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(5)))
 
 interface IndexWriter {
+  /** Moves the saga to `state`, with the actions recorded since the last write, in one transaction. */
   readonly transition: (
     state: SagaIndexApi.State,
     options?: { readonly step?: string | undefined; readonly attempt?: number | undefined; readonly detail?: string | undefined }
   ) => Effect.Effect<void>
+  /** Records an action; written with the next transition or flush. */
   readonly record: (entry: Omit<SagaIndexApi.StepEntry, "at">) => Effect.Effect<void>
+  /** Writes the actions recorded since the last write (before the saga may suspend). */
+  readonly flush: Effect.Effect<void>
 }
 
-const writerOf = (index: SagaIndexApi.Service, saga: string, executionId: string): IndexWriter => ({
-  transition: (state, options) =>
-    index.transition({ executionId, saga, state, ...options }).pipe(Effect.retry(indexRetry), Effect.orDie),
-  record: (entry) => index.record(executionId, entry).pipe(Effect.retry(indexRetry), Effect.orDie)
-})
+/**
+ * Actions are buffered and written with the saga's next transition (or
+ * before a durable sleep the saga controls): a three-step saga that
+ * completes costs the index two writes, its start and its end. The body
+ * records the same actions in the same order on every replay, so an action's
+ * position is its `seq`, and a buffer lost to a crash is rebuilt by the next
+ * replay.
+ */
+const writerOf = (index: SagaIndexApi.Service, saga: string, executionId: string): IndexWriter => {
+  let buffer: Array<SagaIndexApi.NewStepEntry> = []
+  let seq = 0
+  const write = (state: Parameters<SagaIndexApi.Service["write"]>[0]["state"]) =>
+    Effect.suspend(() => {
+      const entries = buffer
+      if (entries.length === 0 && state === undefined) return Effect.void
+      return index.write({ executionId, saga, entries, state }).pipe(
+        Effect.retry(indexRetry),
+        Effect.orDie,
+        Effect.tap(() => {
+          buffer = buffer.slice(entries.length)
+        })
+      )
+    })
+  return {
+    transition: (state, options) => write({ state, ...options }),
+    record: (entry) =>
+      Effect.sync(() => {
+        buffer.push({ ...entry, seq: ++seq })
+      }),
+    flush: write(undefined)
+  }
+}
 
 /**
  * The index's copy of a parked saga's error. A cause or failure that does not
@@ -233,6 +264,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
         if (check === undefined) return Option.none<Success["Type"]>()
         for (let i = 0; i < times; i++) {
           const n = ++checks
+          yield* index.flush
           yield* DurableClock.sleep({ name: journalNames.checkStatus(self.name, n), duration: spacing })
           const checked: Either.Either<Success["Type"], unknown> = yield* Activity.make({
             name: journalNames.checkStatus(self.name, n),

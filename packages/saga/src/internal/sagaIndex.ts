@@ -95,33 +95,36 @@ export const makeMemory = Effect.gen(function*() {
           steps: []
         })
       }),
-    transition: (options) =>
+    write: (options) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        const entry = entries.get(options.executionId)
-        const next = {
-          state: options.state,
-          step: options.step,
-          attempt: options.attempt ?? 0,
-          detail: options.detail,
-          updatedAt: now
-        }
+        let entry = entries.get(options.executionId)
         if (entry === undefined) {
-          entries.set(options.executionId, {
+          entry = {
             executionId: options.executionId,
             saga: options.saga,
+            state: "running",
+            step: undefined,
+            attempt: 0,
+            detail: undefined,
             createdAt: now,
-            steps: [],
-            ...next
-          })
-        } else {
-          Object.assign(entry, next)
+            updatedAt: now,
+            steps: []
+          }
+          entries.set(options.executionId, entry)
         }
-      }),
-    record: (executionId, step) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const entry = entries.get(executionId)
-        if (entry === undefined || entry.steps.some((s) => s.entry === step.entry)) return
-        entry.steps.push({ ...step, at: now })
+        for (const { seq: _, ...step } of options.entries) {
+          if (!entry.steps.some((s) => s.entry === step.entry)) entry.steps.push({ ...step, at: now })
+        }
+        const next = options.state
+        if (next !== undefined) {
+          Object.assign(entry, {
+            state: next.state,
+            step: next.step,
+            attempt: next.attempt ?? 0,
+            detail: next.detail,
+            updatedAt: now
+          })
+        }
       }),
     get: (executionId) => Effect.sync(() => Option.map(Option.fromNullable(entries.get(executionId)), snapshot)),
     list: (filter) =>
@@ -249,24 +252,31 @@ export const makeSql = Effect.gen(function*() {
         sql`INSERT INTO breakwater_sagas (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
           VALUES (${executionId}, ${saga}, 'running', NULL, 0, NULL, ${now}, ${now})
           ON CONFLICT (execution_id) DO NOTHING`).pipe(Effect.asVoid, fail("start")),
-    transition: (options) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        sql`INSERT INTO breakwater_sagas (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
-          VALUES (${options.executionId}, ${options.saga}, ${options.state}, ${options.step ?? null},
-            ${options.attempt ?? 0}, ${options.detail ?? null}, ${now}, ${now})
+    write: (options) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const steps: Effect.Effect<unknown, unknown> = options.entries.length === 0 ? Effect.void : sql`INSERT INTO breakwater_saga_steps ${
+          sql.insert(options.entries.map((e) => ({
+            execution_id: options.executionId,
+            seq: e.seq,
+            entry: e.entry,
+            step: e.step,
+            kind: e.kind,
+            outcome: e.outcome,
+            at: now,
+            detail: e.detail ?? null
+          })))
+        } ON CONFLICT (execution_id, entry) DO NOTHING`
+        const next = options.state
+        const state: Effect.Effect<unknown, unknown> = next === undefined ? Effect.void : sql`INSERT INTO breakwater_sagas
+          (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
+          VALUES (${options.executionId}, ${options.saga}, ${next.state}, ${next.step ?? null},
+            ${next.attempt ?? 0}, ${next.detail ?? null}, ${now}, ${now})
           ON CONFLICT (execution_id) DO UPDATE SET state = excluded.state, step = excluded.step,
-            attempt = excluded.attempt, detail = excluded.detail, updated_at = excluded.updated_at`).pipe(
-          Effect.asVoid,
-          fail("transition")
-        ),
-    record: (executionId, step) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        // seq: the order of the saga's actions (one fiber writes them, one at a time)
-        sql`INSERT INTO breakwater_saga_steps (execution_id, seq, entry, step, kind, outcome, at, detail)
-          SELECT ${executionId}, COALESCE(MAX(seq), 0) + 1, ${step.entry}, ${step.step}, ${step.kind}, ${step.outcome},
-            ${now}, ${step.detail ?? null}
-          FROM breakwater_saga_steps WHERE execution_id = ${executionId}
-          ON CONFLICT (execution_id, entry) DO NOTHING`).pipe(Effect.asVoid, fail("record")),
+            attempt = excluded.attempt, detail = excluded.detail, updated_at = excluded.updated_at`
+        return options.entries.length > 0 && next !== undefined
+          ? sql.withTransaction(Effect.zipRight(steps, state))
+          : Effect.zipRight(steps, state)
+      }).pipe(Effect.asVoid, fail("write")),
     get: (executionId) =>
       sql<SagaRow>`SELECT * FROM breakwater_sagas WHERE execution_id = ${executionId}`.pipe(
         Effect.flatMap(entriesOf),
