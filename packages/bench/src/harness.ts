@@ -10,9 +10,11 @@ import { fileURLToPath } from "node:url"
 
 /**
  * Who ran the calls: a resilience library, or the bare call of one world
- * (`bare-effect` for Effect programs, `bare-promise` for async functions).
+ * (`bare-effect` for Effect programs, `bare-promise` for async functions);
+ * in the `saga` suite, Breakwater's saga or the same steps written directly
+ * on `@effect/workflow` (`effect-workflow`).
  */
-export type Impl = "breakwater" | "cockatiel" | "opossum" | "bare-effect" | "bare-promise"
+export type Impl = "breakwater" | "cockatiel" | "opossum" | "bare-effect" | "bare-promise" | "effect-workflow"
 
 /**
  * Contenders measured for reference only, printed beside the others but not
@@ -47,6 +49,8 @@ export interface Result {
 export interface Suite {
   readonly name: string
   readonly description: string
+  /** How much the suite measures under `config`, for the header (default: the rounds and sample length). */
+  readonly settings?: (config: Config) => string
   readonly run: (config: Config) => Promise<ReadonlyArray<Result>>
 }
 

@@ -10,7 +10,8 @@ import type { Suite } from "./harness.js"
 import { config, writeResults } from "./harness.js"
 
 const suites: Readonly<Record<string, () => Promise<Suite>>> = {
-  overhead: async () => (await import("./suites/overhead.js")).suite
+  overhead: async () => (await import("./suites/overhead.js")).suite,
+  saga: async () => (await import("./suites/saga.js")).suite
 }
 
 const usage = (): string =>
@@ -22,8 +23,12 @@ const usage = (): string =>
     "",
     "environment:",
     "  BREAKWATER_BENCH_QUICK=1        a few seconds per run (noisy numbers: a smoke test)",
-    "  BREAKWATER_BENCH_ROUNDS=N       measured rounds (default 31, quick 5)",
-    "  BREAKWATER_BENCH_SAMPLE_MS=N    target length of one sample in ms (default 25, quick 5)"
+    "  BREAKWATER_BENCH_ROUNDS=N       measured rounds (default 31, quick 5; saga: 15, quick 3)",
+    "  BREAKWATER_BENCH_SAMPLE_MS=N    target length of one sample in ms (default 25, quick 5)",
+    "  BREAKWATER_BENCH_SAGAS=N        saga: sagas per round (default 200, quick 100)",
+    "  BREAKWATER_BENCH_SAGA_CONCURRENCY=N  saga: sagas in flight (default 50)",
+    "  BREAKWATER_PG_URL=postgres://...     saga: PostgreSQL for saga-3-steps-pg (skipped when unset); the role",
+    "                                       must be allowed to create databases (one per impl, dropped after)"
   ].join("\n")
 
 const loadAverage = (): string => os.loadavg().map((n) => n.toFixed(2)).join(" ")
@@ -46,9 +51,10 @@ const main = async (args: ReadonlyArray<string>): Promise<number> => {
   for (const name of names) {
     const suite = await suites[name]!()
     console.log(`# ${suite.name}: ${suite.description}`)
+    const measures = suite.settings?.(settings) ?? `${settings.rounds} rounds, ~${settings.sampleMillis} ms per sample`
     console.log(
       `node ${process.version}, ${os.cpus().length} CPUs, load average ${loadAverage()};`
-        + ` ${settings.quick ? "quick mode, " : ""}${settings.rounds} rounds, ~${settings.sampleMillis} ms per sample`
+        + ` ${settings.quick ? "quick mode, " : ""}${measures}`
     )
     const results = await suite.run(settings)
     if (os.loadavg()[0]! > os.cpus().length) {
