@@ -8,8 +8,10 @@ import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -599,6 +601,36 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           yield* Saga.checkJournal([V2], { onUnknown: "warn" })
         }).pipe(withEngine(V1.layer))
       })
+    })
+
+    it.effect("a saga still running after a second is listed as running, with its history so far", () => {
+      const log: Array<string> = []
+      const gate = Deferred.unsafeMake<void>(FiberId.none)
+      const a = logged(log, "A")
+      const slow = Saga.step({ name: "slow", success: Schema.String, run: (_: string) => Effect.as(Deferred.await(gate), "done") })
+      const S = Saga.make({ name: "slow", payload: Order, success: Schema.String, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+        Effect.gen(function*() {
+          yield* Saga.run(a, o.orderId)
+          return yield* Saga.run(slow, o.orderId)
+        }))
+      return Effect.gen(function*() {
+        const executionId = yield* S.execute({ orderId: "o1" }, { discard: true })
+        let entry = Option.none<SagaIndex.Entry>()
+        for (let i = 0; i < 200 && Option.isNone(entry); i++) {
+          yield* nextMacrotask
+          yield* TestClock.adjust("100 millis")
+          entry = yield* SagaIndex.get(executionId)
+        }
+        assert(Option.isSome(entry))
+        expect(entry.value.state).toBe("running")
+        expect(entry.value.steps.map((s) => `${s.entry} ${s.outcome}`)).toStrictEqual(["step:A succeeded"])
+        expect(yield* S.status(executionId)).toStrictEqual({ _tag: "Running" })
+        yield* Deferred.succeed(gate, void 0)
+        expect(yield* settle(S, executionId, (s) => s?._tag === "Completed")).toStrictEqual({ _tag: "Completed", value: "done" })
+        const done = Option.getOrThrow(yield* SagaIndex.get(executionId))
+        expect(done.state).toBe("completed")
+        expect(done.steps.map((s) => `${s.entry} ${s.outcome}`)).toStrictEqual(["step:A succeeded", "step:slow succeeded"])
+      }).pipe(withEngine(S.layer))
     })
 
     it("declared steps: a duplicate name fails when the saga is defined", () => {

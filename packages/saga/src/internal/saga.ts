@@ -10,6 +10,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
@@ -34,6 +35,9 @@ export const journalNames = {
   operator: (step: string, attempt: number) => `operator:${step}/${attempt}`,
   reconcile: (step: string, attempt: number) => `reconcile:${step}/${attempt}`
 }
+
+/** How long a saga runs before the index lists it as running (its first state change writes it sooner). */
+const startDelay = Duration.seconds(1)
 
 /** @internal */
 export const defaults = {
@@ -99,6 +103,8 @@ interface IndexWriter {
   readonly record: (entry: Omit<SagaIndexApi.StepEntry, "at">) => Effect.Effect<void>
   /** Writes the actions recorded since the last write (before the saga may suspend). */
   readonly flush: Effect.Effect<void>
+  /** Records the saga as running (unless a write did already), with the actions recorded so far. */
+  readonly start: Effect.Effect<void>
 }
 
 /**
@@ -112,25 +118,43 @@ interface IndexWriter {
 const writerOf = (index: SagaIndexApi.Service, saga: string, executionId: string): IndexWriter => {
   let buffer: Array<SagaIndexApi.NewStepEntry> = []
   let seq = 0
+  let started = false
+  // the delayed start runs beside the body: one write at a time
+  const lock = Effect.unsafeMakeSemaphore(1)
+  const startNow = Effect.suspend(() =>
+    started ? Effect.void : index.start({ executionId, saga }).pipe(
+      Effect.retry(indexRetry),
+      Effect.orDie,
+      Effect.tap(() => {
+        started = true
+      })
+    )
+  )
   const write = (state: Parameters<SagaIndexApi.Service["write"]>[0]["state"]) =>
-    Effect.suspend(() => {
+    Effect.suspend((): Effect.Effect<void> => {
       const entries = buffer
       if (entries.length === 0 && state === undefined) return Effect.void
-      return index.write({ executionId, saga, entries, state }).pipe(
-        Effect.retry(indexRetry),
-        Effect.orDie,
-        Effect.tap(() => {
-          buffer = buffer.slice(entries.length)
-        })
+      return Effect.zipRight(
+        // without a state, the saga's row may not exist yet
+        state === undefined ? startNow : Effect.void,
+        index.write({ executionId, saga, entries, state }).pipe(
+          Effect.retry(indexRetry),
+          Effect.orDie,
+          Effect.tap(() => {
+            buffer = buffer.slice(entries.length)
+            if (state !== undefined) started = true
+          })
+        )
       )
     })
   return {
-    transition: (state, options) => write({ state, ...options }),
+    start: lock.withPermits(1)(Effect.zipRight(startNow, write(undefined))),
+    transition: (state, options) => lock.withPermits(1)(write({ state, ...options })),
     record: (entry) =>
       Effect.sync(() => {
         buffer.push({ ...entry, seq: ++seq })
       }),
-    flush: write(undefined)
+    flush: lock.withPermits(1)(write(undefined))
   }
 }
 
@@ -201,6 +225,9 @@ export const step = <
 
 const isUnknown = (u: unknown): boolean => Predicate.isTagged(u, "Unknown")
 
+/** Each step's error Schema with `Unknown`, built once per step. */
+const errorSchemas = new WeakMap<object, Schema.Schema.All>()
+
 /** @internal */
 export const run = <Name extends string, I, Success extends Schema.Schema.Any, Error extends Schema.Schema.All, R>(
   self: Saga.Step<Name, I, Success, Error, R>,
@@ -230,7 +257,11 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
       step: self.name,
       idempotencyKey
     }
-    const error = Schema.Union(self.error, Unknown)
+    let error = errorSchemas.get(self)
+    if (error === undefined) {
+      error = Schema.Union(self.error, Unknown)
+      errorSchemas.set(self, error)
+    }
     const attempt = self.run(input, context)
     const result: Either.Either<Success["Type"], unknown> = yield* Activity.make({
       name: journalNames.step(self.name),
@@ -337,11 +368,12 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
     const compensate = self.compensate
     if (compensate !== undefined) {
       const stepIdempotencyKey = idempotencyKey
-      const compensationKey = yield* Activity.idempotencyKey(journalNames.compensate(self.name))
       const { CompensationFailed } = Saga
       runtime.compensations.push({
         step: self.name,
+        // built, and its key hashed, only if it runs
         activity: (attempt) =>
+          Effect.flatMap(Activity.idempotencyKey(journalNames.compensate(self.name)), (compensationKey) =>
           Activity.make({
             name: journalNames.compensate(self.name, attempt),
             error: CompensationFailed,
@@ -358,7 +390,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
                 Effect.fail(new CompensationFailed({ step: self.name, cause: Cause.squash(cause) }))
               )
             )
-          }) as Effect.Effect<void, Saga.CompensationFailed, WorkflowEngine | WorkflowInstance>
+          })) as Effect.Effect<void, Saga.CompensationFailed, WorkflowEngine | WorkflowInstance>
       })
     }
     return value
@@ -456,7 +488,6 @@ export const make = <
   const execute = (payload: any, executionId: string) =>
     Effect.gen(function*() {
       const index = yield* SagaIndexApi.SagaIndex
-      yield* index.start({ executionId, saga: options.name }).pipe(Effect.retry(indexRetry), Effect.orDie)
       const runtime: Runtime = {
         saga: options.name,
         executionId,
@@ -465,14 +496,21 @@ export const make = <
         compensations: [],
         index: writerOf(index, options.name, executionId)
       }
+      // a saga still running after `startDelay` is written to the index as running; one that ends
+      // or parks sooner is written once, with its first state change (two writes fewer per saga)
+      const starter = yield* Effect.fork(Effect.zipRight(Effect.sleep(startDelay), runtime.index.start))
       const exit = yield* Effect.exit(Effect.provideService(body(payload, executionId), SagaRuntime, runtime))
+      yield* Fiber.interrupt(starter)
       if (Exit.isSuccess(exit)) {
         yield* runtime.index.transition("completed")
         return exit.value
       }
       const cause = exit.cause
-      // suspension is an interruption: nothing failed
-      if (Cause.isInterruptedOnly(cause)) return yield* exit
+      // suspension is an interruption: nothing failed; the index shows it running, with its history so far
+      if (Cause.isInterruptedOnly(cause)) {
+        yield* runtime.index.start
+        return yield* exit
+      }
       const failure = Cause.squash(cause)
       yield* compensateAll(runtime, failure)
       const error = Cause.failureOption(cause)
