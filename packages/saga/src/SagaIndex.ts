@@ -171,9 +171,9 @@ export interface Service {
   /** Records a saga's start; does nothing if the index knows it already. */
   readonly start: (options: { readonly executionId: string; readonly saga: string }) => Effect.Effect<void, SagaIndexError>
   /**
-   * Writes, in one transaction, a saga's new actions (each ignored if the
-   * index has its `entry` for the execution already; `seq` orders them) and,
-   * if given, its new state.
+   * Writes a saga's new actions (each ignored if the index has its `entry`
+   * for the execution already; `seq` orders them), then, if given, its new
+   * state. Both writes are idempotent; they need not share a transaction.
    */
   readonly write: (options: {
     readonly executionId: string

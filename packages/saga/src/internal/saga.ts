@@ -94,7 +94,7 @@ const SagaRuntime = Context.GenericTag<Saga.SagaRuntime, Runtime>("@breakwater/s
 const indexRetry = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(5)))
 
 interface IndexWriter {
-  /** Moves the saga to `state`, with the actions recorded since the last write, in one transaction. */
+  /** Moves the saga to `state`, with the actions recorded since the last write. */
   readonly transition: (
     state: SagaIndexApi.State,
     options?: { readonly step?: string | undefined; readonly attempt?: number | undefined; readonly detail?: string | undefined }

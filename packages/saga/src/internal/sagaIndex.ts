@@ -273,9 +273,10 @@ export const makeSql = Effect.gen(function*() {
             ${next.attempt ?? 0}, ${next.detail ?? null}, ${now}, ${now})
           ON CONFLICT (execution_id) DO UPDATE SET state = excluded.state, step = excluded.step,
             attempt = excluded.attempt, detail = excluded.detail, updated_at = excluded.updated_at`
-        return options.entries.length > 0 && next !== undefined
-          ? sql.withTransaction(Effect.zipRight(steps, state))
-          : Effect.zipRight(steps, state)
+        // no transaction: both statements are idempotent, and a state written without its
+        // actions (a crash between the two) is completed by the saga's next replay; the actions
+        // go first, so a saga is never seen finished without its history
+        return Effect.zipRight(steps, state)
       }).pipe(Effect.asVoid, fail("write")),
     get: (executionId) =>
       sql<SagaRow>`SELECT * FROM breakwater_sagas WHERE execution_id = ${executionId}`.pipe(
