@@ -1,3 +1,4 @@
+import * as Saga from "@breakwater/saga/Saga"
 import * as SagaEngine from "@breakwater/saga/SagaEngine"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as Sharding from "@effect/cluster/Sharding"
@@ -7,14 +8,20 @@ import { InvalidOptionsError } from "@breakwater/resilience/Options"
 import { describe, expect, it, vi } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
+import * as DurableClock from "@effect/workflow/DurableClock"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as crypto from "node:crypto"
+import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
 import { suite } from "./SagaSuite.js"
 
 const url = process.env["BREAKWATER_PG_URL"]
@@ -213,6 +220,47 @@ describe("SagaEngine options", () => {
         runnerAddress: runner,
         shardingConfig: { runnerAddress: Option.none() } as SagaEngine.ShardingOverrides
       })))[1]).toBe("shardingConfig.runnerAddress")
+    }))
+
+  it.scoped("layerSqlite: a file with unfinished messages on shards the runner would not read is refused", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-shards-"))),
+        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const filename = path.join(dir, "saga.db")
+      const wait = Saga.step({ name: "A", success: Schema.String, run: (id: string) => Effect.succeed(id) })
+      const S = Saga.make({
+        name: "shards",
+        payload: { id: Schema.String },
+        success: Schema.String,
+        idempotencyKey: (p) => p.id,
+        steps: [wait]
+      }, (p) =>
+        Effect.gen(function*() {
+          yield* Saga.run(wait, p.id)
+          // above the in-memory threshold: an unprocessed clock message in the file
+          yield* DurableClock.sleep({ name: "later", duration: "10 minutes" })
+          return p.id
+        }))
+      // written with the cluster's 300 shards, as a file from before sqliteShardingDefaults
+      const written = SagaEngine.layerSqlite({ filename, shardingConfig: { shardsPerGroup: 300 } })
+      yield* Effect.gen(function*() {
+        const executionId = yield* S.executionId({ id: "o1" })
+        const fiber = yield* Effect.fork(S.execute({ id: "o1" }))
+        for (let i = 0; i < 200 && (yield* S.status(executionId))?._tag !== "Running"; i++) {
+          yield* macrotask
+          yield* TestClock.adjust("100 millis")
+        }
+        expect((yield* S.status(executionId))?._tag).toBe("Running")
+        yield* Fiber.interrupt(fiber)
+      }).pipe(Effect.provide(S.layer.pipe(Layer.provideMerge(Layer.orDie(written)))))
+
+      const [policy, field, reason] = yield* fieldOf(SagaEngine.layerSqlite({ filename }))
+      expect([policy, field]).toStrictEqual(["SagaEngine.layerSqlite", "shardingConfig.shardsPerGroup"])
+      expect(reason).toMatch(/^the file has unfinished messages on shard default:\d+, which a runner with 1 shard/)
+      // with the settings it was written with, it opens
+      yield* Layer.build(SagaEngine.layerSqlite({ filename, shardingConfig: { shardsPerGroup: 300 } }))
     }))
 
   it.effect("layerSqlite: a bad option fails the layer with InvalidOptionsError naming the field", () =>
