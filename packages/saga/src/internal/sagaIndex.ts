@@ -52,6 +52,9 @@ const makeClearJournal = Effect.gen(function*() {
   }
 })
 
+/** Whole milliseconds: the SQL columns are integers (a test clock can stand between two). */
+const nowMillis = Effect.map(Clock.currentTimeMillis, Math.floor)
+
 const limitOf = (filter: SagaIndexApi.Filter | undefined) => Math.max(1, Math.floor(filter?.limit ?? 100))
 
 const statesOf = (filter: SagaIndexApi.Filter | undefined): ReadonlyArray<SagaIndexApi.State> | undefined =>
@@ -81,7 +84,7 @@ export const makeMemory = Effect.gen(function*() {
   const clearJournal = yield* makeClearJournal
   const service: SagaIndexApi.Service = {
     start: ({ executionId, saga }) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
+      Effect.map(nowMillis, (now) => {
         if (entries.has(executionId)) return
         entries.set(executionId, {
           executionId,
@@ -96,7 +99,7 @@ export const makeMemory = Effect.gen(function*() {
         })
       }),
     write: (options) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
+      Effect.map(nowMillis, (now) => {
         let entry = entries.get(options.executionId)
         if (entry === undefined) {
           entry = {
@@ -138,7 +141,7 @@ export const makeMemory = Effect.gen(function*() {
       }),
     remove: ({ olderThan }) =>
       Effect.gen(function*() {
-        const cutoff = (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.decode(olderThan))
+        const cutoff = (yield* nowMillis) - Duration.toMillis(Duration.decode(olderThan))
         const purged: Array<{ executionId: string; saga: string }> = []
         for (const entry of Array.from(entries.values())) {
           if (!finalStates.includes(entry.state) || entry.updatedAt >= cutoff) continue
@@ -248,12 +251,12 @@ export const makeSql = Effect.gen(function*() {
 
   const service: SagaIndexApi.Service = {
     start: ({ executionId, saga }) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.flatMap(nowMillis, (now) =>
         sql`INSERT INTO breakwater_sagas (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
           VALUES (${executionId}, ${saga}, 'running', NULL, 0, NULL, ${now}, ${now})
           ON CONFLICT (execution_id) DO NOTHING`).pipe(Effect.asVoid, fail("start")),
     write: (options) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      Effect.flatMap(nowMillis, (now) => {
         const steps: Effect.Effect<unknown, unknown> = options.entries.length === 0 ? Effect.void : sql`INSERT INTO breakwater_saga_steps ${
           sql.insert(options.entries.map((e) => ({
             execution_id: options.executionId,
@@ -299,7 +302,7 @@ export const makeSql = Effect.gen(function*() {
     },
     remove: ({ olderThan }) =>
       Effect.gen(function*() {
-        const cutoff = (yield* Clock.currentTimeMillis) - Duration.toMillis(Duration.decode(olderThan))
+        const cutoff = (yield* nowMillis) - Duration.toMillis(Duration.decode(olderThan))
         const rows = yield* sql<{ execution_id: string; saga: string }>`SELECT execution_id, saga FROM breakwater_sagas
           WHERE ${sql.in("state", finalStates)} AND updated_at < ${cutoff}`
         for (const row of rows) {
