@@ -6,7 +6,9 @@
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as internalOptions from "./internal/options.js"
 import * as internal from "./internal/schemas.js"
 
 /**
@@ -58,3 +60,30 @@ export const NonNegativeDuration: Schema.Schema<Duration.Duration, Duration.Dura
  * @category Schemas
  */
 export const PositiveDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = internal.PositiveDuration
+
+/**
+ * Decodes options through their Schema, as every policy does when it is
+ * built: the first problem becomes an `InvalidOptionsError` naming `policy`,
+ * the options' `dependency` (if any) and the offending field. For libraries
+ * that build on Breakwater and want the same errors for their own options.
+ *
+ * @example
+ * ```ts
+ * import * as Options from "@breakwater/resilience/Options"
+ * import * as Schema from "effect/Schema"
+ *
+ * const Pool = Schema.Struct({ size: Schema.Int.pipe(Schema.positive()) })
+ * // fails with InvalidOptionsError { policy: "Pool", field: "size" }
+ * const decoded = Options.decode("Pool", Pool, { size: 0 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Decoding
+ */
+export const decode: <A, I>(
+  policy: string,
+  schema: Schema.Schema<A, I>,
+  input: unknown
+) => Effect.Effect<A, InvalidOptionsError> = (policy, schema, input) =>
+  // looked up at call time: the internal module imports this one, and either may load first
+  internalOptions.decode(policy, schema, input)
