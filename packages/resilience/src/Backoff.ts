@@ -16,19 +16,17 @@
  *
  * @since 0.1.0
  */
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
 import * as internal from "./internal/backoff.js"
-import { FiniteNonNegativeDuration, FinitePositiveDuration, PositiveDuration } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
 
 /**
  * @since 0.1.0
  * @category Models
  */
-export const Jitter = Schema.Literal("none", "full", "equal", "decorrelated")
+export const Jitter: typeof internal.Jitter = internal.Jitter
 
 /**
  * @since 0.1.0
@@ -36,19 +34,13 @@ export const Jitter = Schema.Literal("none", "full", "equal", "decorrelated")
  */
 export type Jitter = typeof Jitter.Type
 
-const Factor = Schema.Number.pipe(
-  Schema.filter((n) => Number.isFinite(n) && n >= 1, { message: () => "must be a finite number of at least 1" })
-)
-
 /**
  * The same delay every time (default 1 second).
  *
  * @since 0.1.0
  * @category Options
  */
-export const Constant = Schema.TaggedStruct("constant", {
-  delay: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => internal.defaults.base })
-})
+export const Constant: typeof internal.Constant = internal.Constant
 
 /**
  * `base + step * attempt`, capped (defaults: base 1 s, step 1 s, cap 30 s).
@@ -56,15 +48,7 @@ export const Constant = Schema.TaggedStruct("constant", {
  * @since 0.1.0
  * @category Options
  */
-export const Linear = Schema.TaggedStruct("linear", {
-  base: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => internal.defaults.base }),
-  step: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => internal.defaults.base }),
-  cap: Schema.optionalWith(FinitePositiveDuration, { default: () => internal.defaults.cap })
-}).pipe(
-  Schema.filter((options) =>
-    Duration.lessThan(options.cap, options.base) ? { path: ["cap"], message: "must not be shorter than base" } : undefined
-  )
-)
+export const Linear: typeof internal.Linear = internal.Linear
 
 /**
  * `base * factor^attempt`, capped, with jitter (defaults: base 1 s, factor 2,
@@ -73,17 +57,7 @@ export const Linear = Schema.TaggedStruct("linear", {
  * @since 0.1.0
  * @category Options
  */
-export const Exponential = Schema.TaggedStruct("exponential", {
-  base: Schema.optionalWith(PositiveDuration, { default: () => internal.defaults.base }),
-  factor: Schema.optionalWith(Factor, { default: () => 2 }),
-  cap: Schema.optionalWith(FinitePositiveDuration, { default: () => internal.defaults.cap }),
-  jitter: Schema.optionalWith(Jitter, { default: () => "full" as const })
-}).pipe(
-  Schema.filter((options) => {
-    if (Duration.lessThan(options.cap, options.base)) return { path: ["cap"], message: "must not be shorter than base" }
-    return undefined
-  })
-)
+export const Exponential: typeof internal.Exponential = internal.Exponential
 
 /**
  * The options of a backoff, told apart by `_tag`.
@@ -91,7 +65,7 @@ export const Exponential = Schema.TaggedStruct("exponential", {
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Union(Constant, Linear, Exponential)
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0

@@ -29,19 +29,15 @@
  */
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Context from "effect/Context"
+import type * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
-import { Dependency, FinitePositiveDuration, PositiveDuration, PositiveInt } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
-import * as Retryable from "./Retryable.js"
 
 /**
  * Where a breaker is:
@@ -57,7 +53,7 @@ import * as Retryable from "./Retryable.js"
  * @since 0.1.0
  * @category Models
  */
-export const State = Schema.Literal("Closed", "Open", "HalfOpen", "ForcedOpen", "Disabled", "MetricsOnly")
+export const State: typeof internal.State = internal.State
 
 /**
  * @since 0.1.0
@@ -71,7 +67,7 @@ export type State = typeof State.Type
  * @since 0.1.0
  * @category Models
  */
-export const RejectingState = Schema.Literal("Open", "HalfOpen", "ForcedOpen")
+export const RejectingState: typeof internal.RejectingState = internal.RejectingState
 
 /**
  * @since 0.1.0
@@ -85,11 +81,7 @@ export type RejectingState = typeof RejectingState.Type
  * @since 0.1.0
  * @category Options
  */
-export const Threshold = Schema.Number.pipe(
-  Schema.filter((n) => Number.isFinite(n) && n > 0 && n <= 1, {
-    message: () => "must be a ratio greater than 0 and at most 1"
-  })
-)
+export const Threshold: typeof internal.Threshold = internal.Threshold
 
 /**
  * The last `size` calls (a ring buffer). For steady traffic: the seeds'
@@ -98,7 +90,7 @@ export const Threshold = Schema.Number.pipe(
  * @since 0.1.0
  * @category Options
  */
-export const CountWindow = Schema.TaggedStruct("count", { size: PositiveInt })
+export const CountWindow: typeof internal.CountWindow = internal.CountWindow
 
 /**
  * The calls that completed in the last `duration`, kept in `buckets` buckets
@@ -109,16 +101,13 @@ export const CountWindow = Schema.TaggedStruct("count", { size: PositiveInt })
  * @since 0.1.0
  * @category Options
  */
-export const TimeWindow = Schema.TaggedStruct("time", {
-  duration: FinitePositiveDuration,
-  buckets: Schema.optional(PositiveInt)
-})
+export const TimeWindow: typeof internal.TimeWindow = internal.TimeWindow
 
 /**
  * @since 0.1.0
  * @category Options
  */
-export const Window = Schema.Union(CountWindow, TimeWindow)
+export const Window: typeof internal.Window = internal.Window
 
 /**
  * @since 0.1.0
@@ -148,39 +137,7 @@ export type Window = typeof Window.Type
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  dependency: Dependency,
-  preset: Schema.optional(Schema.Literal("standard", "critical")),
-  window: Schema.optionalWith(Window, { default: () => ({ _tag: "count" as const, size: 100 }) }),
-  failureRateThreshold: Schema.optionalWith(Threshold, { default: () => 0.5 }),
-  slowCallRateThreshold: Schema.optionalWith(Threshold, { default: () => 1 }),
-  slowCallDuration: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(60) }),
-  minimumCalls: Schema.optionalWith(PositiveInt, { default: () => 20 }),
-  openDuration: Schema.optionalWith(FinitePositiveDuration, { default: () => Duration.seconds(30) }),
-  openDurationMultiplier: Schema.optionalWith(
-    Schema.Number.pipe(Schema.filter((n) => Number.isFinite(n) && n >= 1, { message: () => "must be a number of at least 1" })),
-    { default: () => 1 }
-  ),
-  maxOpenDuration: Schema.optional(FinitePositiveDuration),
-  halfOpenCalls: Schema.optionalWith(PositiveInt, { default: () => 10 }),
-  maxHalfOpenWait: Schema.optionalWith(FinitePositiveDuration, { default: () => Duration.seconds(60) })
-}).pipe(
-  Schema.filter((options) => {
-    if (
-      options.maxOpenDuration !== undefined &&
-      Duration.lessThan(options.maxOpenDuration, options.openDuration)
-    ) {
-      return { path: ["maxOpenDuration"], message: "must not be shorter than openDuration" }
-    }
-    if (
-      options.window._tag === "time" && options.window.buckets !== undefined &&
-      Duration.toMillis(options.window.duration) / options.window.buckets < 1
-    ) {
-      return { path: ["window", "buckets"], message: "must leave buckets of at least 1 millisecond" }
-    }
-    return true
-  })
-)
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -236,12 +193,7 @@ export type Preset = Omit<Input, "dependency">
  * @since 0.1.0
  * @category Presets
  */
-export const standard: Preset = {
-  window: { _tag: "count", size: 100 },
-  failureRateThreshold: 0.5,
-  minimumCalls: 20,
-  openDuration: "30 seconds"
-}
+export const standard: typeof internal.standard = internal.standard
 
 /**
  * For critical dependencies such as payments: the seeds ask that they trip
@@ -258,12 +210,7 @@ export const standard: Preset = {
  * @since 0.1.0
  * @category Presets
  */
-export const critical: Preset = {
-  window: { _tag: "count", size: 100 },
-  failureRateThreshold: 0.3,
-  minimumCalls: 20,
-  openDuration: "10 seconds"
-}
+export const critical: typeof internal.critical = internal.critical
 
 /**
  * The breaker turned the call away; the dependency was not called.
@@ -284,44 +231,13 @@ export const critical: Preset = {
  * @since 0.1.0
  * @category Errors
  */
-export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>("@breakwater/resilience/CircuitOpenError")(
-  "CircuitOpenError",
-  {
-    dependency: Schema.String,
-    state: RejectingState,
-    retryAfter: Schema.DurationFromSelf
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  get [Retryable.VerdictTypeId](): Retryable.Verdict {
-    return "fatal"
-  }
+export const CircuitOpenError: typeof internal.CircuitOpenError = internal.CircuitOpenError
 
-  /**
-   * @since 0.1.0
-   */
-  get [Retryable.RetryAfterTypeId](): Duration.Duration {
-    return this.retryAfter
-  }
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    switch (this.state) {
-      case "Open":
-        return `${this.dependency}: circuit open, retry after ${Duration.format(this.retryAfter)}`
-      case "HalfOpen":
-        return `${this.dependency}: circuit half-open and every probe slot is taken, retry after ${
-          Duration.format(this.retryAfter)
-        }`
-      case "ForcedOpen":
-        return `${this.dependency}: circuit forced open`
-    }
-  }
-}
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type CircuitOpenError = internal.CircuitOpenError
 
 /**
  * What a breaker did:
@@ -361,7 +277,7 @@ export type CircuitBreakerEvent = Data.TaggedEnum<{
  * @since 0.1.0
  * @category Events
  */
-export const CircuitBreakerEvent = Data.taggedEnum<CircuitBreakerEvent>()
+export const CircuitBreakerEvent: Data.TaggedEnum.Constructor<CircuitBreakerEvent> = internal.CircuitBreakerEvent
 
 /**
  * @since 0.1.0
@@ -535,12 +451,13 @@ export interface RegistryConfigInput {
  * @since 0.1.0
  * @category Registry
  */
-export class Registry extends Context.Tag("@breakwater/resilience/CircuitBreaker/Registry")<Registry, {
-  /** The breaker of `name`, created on first use; the same one afterwards. */
-  readonly get: (name: string) => Effect.Effect<CircuitBreaker>
-  /** The breakers created so far. */
-  readonly breakers: Effect.Effect<ReadonlyMap<string, CircuitBreaker>>
-}>() {}
+export const Registry: typeof internal.Registry = internal.Registry
+
+/**
+ * @since 0.1.0
+ * @category Registry
+ */
+export type Registry = internal.Registry
 
 /**
  * Builds a registry whose breakers live as long as the scope.

@@ -7,7 +7,7 @@
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import * as internalOptions from "./internal/options.js"
 import * as internal from "./internal/schemas.js"
 
@@ -29,19 +29,13 @@ import * as internal from "./internal/schemas.js"
  * @since 0.1.0
  * @category Errors
  */
-export class InvalidOptionsError extends Schema.TaggedError<InvalidOptionsError>(
-  "@breakwater/resilience/InvalidOptionsError"
-)("InvalidOptionsError", {
-  policy: Schema.String,
-  dependency: Schema.String,
-  field: Schema.String,
-  reason: Schema.String
-}) {
-  override get message(): string {
-    const subject = this.dependency === "" ? this.policy : `${this.policy} "${this.dependency}"`
-    return `${subject}: invalid option "${this.field}": ${this.reason}`
-  }
-}
+export const InvalidOptionsError: typeof internalOptions.InvalidOptionsError = internalOptions.InvalidOptionsError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type InvalidOptionsError = internalOptions.InvalidOptionsError
 
 /**
  * A duration given as milliseconds, a string such as `"5 seconds"`, or a

@@ -20,18 +20,14 @@
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
+import type * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import * as Backoff from "./Backoff.js"
 import * as internal from "./internal/retry.js"
-import { Dependency, NonNegativeDuration, NonNegativeNumber, PositiveDuration, PositiveInt, Ratio } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
 import type * as Retryable from "./Retryable.js"
 
@@ -43,11 +39,7 @@ import type * as Retryable from "./Retryable.js"
  * @since 0.1.0
  * @category Options
  */
-export const Budget = Schema.Struct({
-  ratio: Schema.optionalWith(Ratio, { default: () => 0.2 }),
-  minPerSecond: Schema.optionalWith(NonNegativeNumber, { default: () => 10 }),
-  window: Schema.optionalWith(PositiveDuration, { default: () => internal.defaults.budgetWindow })
-})
+export const Budget: typeof internal.Budget = internal.Budget
 
 /**
  * Any Effect `Schedule` used as a backoff: its delays are the waits between
@@ -56,10 +48,7 @@ export const Budget = Schema.Struct({
  * @since 0.1.0
  * @category Options
  */
-export const ScheduleSchema: Schema.Schema<Schedule.Schedule<unknown, unknown>> = Schema.declare(
-  (u: unknown): u is Schedule.Schedule<unknown, unknown> => Schedule.isSchedule(u),
-  { identifier: "Schedule", description: "an Effect Schedule" }
-)
+export const ScheduleSchema: typeof internal.ScheduleSchema = internal.ScheduleSchema
 
 /**
  * Options of a retry policy. Defaults from the integration notes: 3 attempts
@@ -76,16 +65,7 @@ export const ScheduleSchema: Schema.Schema<Schedule.Schedule<unknown, unknown>> 
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  dependency: Dependency,
-  maxAttempts: Schema.optionalWith(PositiveInt, { default: () => 3 }),
-  backoff: Schema.optionalWith(Schema.Union(Backoff.Options, ScheduleSchema), {
-    default: () => internal.defaults.backoff
-  }),
-  idempotent: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  retryAfterCap: Schema.optionalWith(NonNegativeDuration, { default: () => internal.defaults.retryAfterCap }),
-  budget: Schema.optionalWith(Schema.NullOr(Budget), { default: () => Budget.make({}) })
-})
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -143,7 +123,7 @@ export type RetryEvent = Data.TaggedEnum<{
  * @since 0.1.0
  * @category Events
  */
-export const RetryEvent = Data.taggedEnum<RetryEvent>()
+export const RetryEvent: Data.TaggedEnum.Constructor<RetryEvent> = internal.RetryEvent
 
 /**
  * A snapshot of a retry budget.

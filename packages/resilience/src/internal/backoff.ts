@@ -2,10 +2,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Interval from "effect/ScheduleInterval"
 import type * as Backoff from "../Backoff.js"
-import { Options } from "../Backoff.js"
+import { FiniteNonNegativeDuration, FinitePositiveDuration, PositiveDuration } from "./schemas.js"
 import { decode } from "./options.js"
 
 /** @internal */
@@ -13,6 +14,45 @@ export const defaults = {
   base: Duration.seconds(1),
   cap: Duration.seconds(30)
 }
+
+const Factor = Schema.Number.pipe(
+  Schema.filter((n) => Number.isFinite(n) && n >= 1, { message: () => "must be a finite number of at least 1" })
+)
+
+/** @internal */
+export const Jitter = Schema.Literal("none", "full", "equal", "decorrelated")
+
+/** @internal */
+export const Constant = Schema.TaggedStruct("constant", {
+  delay: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => defaults.base })
+})
+
+/** @internal */
+export const Linear = Schema.TaggedStruct("linear", {
+  base: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => defaults.base }),
+  step: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => defaults.base }),
+  cap: Schema.optionalWith(FinitePositiveDuration, { default: () => defaults.cap })
+}).pipe(
+  Schema.filter((options) =>
+    Duration.lessThan(options.cap, options.base) ? { path: ["cap"], message: "must not be shorter than base" } : undefined
+  )
+)
+
+/** @internal */
+export const Exponential = Schema.TaggedStruct("exponential", {
+  base: Schema.optionalWith(PositiveDuration, { default: () => defaults.base }),
+  factor: Schema.optionalWith(Factor, { default: () => 2 }),
+  cap: Schema.optionalWith(FinitePositiveDuration, { default: () => defaults.cap }),
+  jitter: Schema.optionalWith(Jitter, { default: () => "full" as const })
+}).pipe(
+  Schema.filter((options) => {
+    if (Duration.lessThan(options.cap, options.base)) return { path: ["cap"], message: "must not be shorter than base" }
+    return undefined
+  })
+)
+
+/** @internal */
+export const Options = Schema.Union(Constant, Linear, Exponential)
 
 /** @internal */
 export const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)

@@ -7,20 +7,147 @@ import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as MetricLabel from "effect/MetricLabel"
+import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Retryable from "../Retryable.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
-import { CircuitBreakerEvent, CircuitOpenError, critical, Options, Registry, standard } from "../CircuitBreaker.js"
 import * as Metrics from "../Metrics.js"
-import { InvalidOptionsError } from "../Options.js"
 import { TimeoutError } from "../Timeout.js"
 import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
-import { decode } from "./options.js"
-import { CountWindow, type SlidingWindow, TimeWindow } from "./slidingWindow.js"
+import { decode, InvalidOptionsError } from "./options.js"
+import { CountRing, type SlidingWindow, TimeBuckets } from "./slidingWindow.js"
+import { Dependency, FinitePositiveDuration, PositiveDuration, PositiveInt } from "./schemas.js"
 import { policyTag } from "./tags.js"
 
-// Values of the public modules (CircuitBreaker, Options, Timeout) are used
-// only inside function bodies: CircuitBreaker.ts imports this module.
+/** @internal */
+export const CircuitBreakerEvent = Data.taggedEnum<CircuitBreaker.CircuitBreakerEvent>()
+
+/** @internal */
+export const State = Schema.Literal("Closed", "Open", "HalfOpen", "ForcedOpen", "Disabled", "MetricsOnly")
+
+/** @internal */
+export const RejectingState = Schema.Literal("Open", "HalfOpen", "ForcedOpen")
+
+/** @internal */
+export const Threshold = Schema.Number.pipe(
+  Schema.filter((n) => Number.isFinite(n) && n > 0 && n <= 1, {
+    message: () => "must be a ratio greater than 0 and at most 1"
+  })
+)
+
+/** @internal */
+export const CountWindow = Schema.TaggedStruct("count", { size: PositiveInt })
+
+/** @internal */
+export const TimeWindow = Schema.TaggedStruct("time", {
+  duration: FinitePositiveDuration,
+  buckets: Schema.optional(PositiveInt)
+})
+
+/** @internal */
+export const Window = Schema.Union(CountWindow, TimeWindow)
+
+/** @internal */
+export const Options = Schema.Struct({
+  dependency: Dependency,
+  preset: Schema.optional(Schema.Literal("standard", "critical")),
+  window: Schema.optionalWith(Window, { default: () => ({ _tag: "count" as const, size: 100 }) }),
+  failureRateThreshold: Schema.optionalWith(Threshold, { default: () => 0.5 }),
+  slowCallRateThreshold: Schema.optionalWith(Threshold, { default: () => 1 }),
+  slowCallDuration: Schema.optionalWith(PositiveDuration, { default: () => Duration.seconds(60) }),
+  minimumCalls: Schema.optionalWith(PositiveInt, { default: () => 20 }),
+  openDuration: Schema.optionalWith(FinitePositiveDuration, { default: () => Duration.seconds(30) }),
+  openDurationMultiplier: Schema.optionalWith(
+    Schema.Number.pipe(Schema.filter((n) => Number.isFinite(n) && n >= 1, { message: () => "must be a number of at least 1" })),
+    { default: () => 1 }
+  ),
+  maxOpenDuration: Schema.optional(FinitePositiveDuration),
+  halfOpenCalls: Schema.optionalWith(PositiveInt, { default: () => 10 }),
+  maxHalfOpenWait: Schema.optionalWith(FinitePositiveDuration, { default: () => Duration.seconds(60) })
+}).pipe(
+  Schema.filter((options) => {
+    if (
+      options.maxOpenDuration !== undefined &&
+      Duration.lessThan(options.maxOpenDuration, options.openDuration)
+    ) {
+      return { path: ["maxOpenDuration"], message: "must not be shorter than openDuration" }
+    }
+    if (
+      options.window._tag === "time" && options.window.buckets !== undefined &&
+      Duration.toMillis(options.window.duration) / options.window.buckets < 1
+    ) {
+      return { path: ["window", "buckets"], message: "must leave buckets of at least 1 millisecond" }
+    }
+    return true
+  })
+)
+
+/** @internal */
+export const standard: CircuitBreaker.Preset = {
+  window: { _tag: "count", size: 100 },
+  failureRateThreshold: 0.5,
+  minimumCalls: 20,
+  openDuration: "30 seconds"
+}
+
+/** @internal */
+export const critical: CircuitBreaker.Preset = {
+  window: { _tag: "count", size: 100 },
+  failureRateThreshold: 0.3,
+  minimumCalls: 20,
+  openDuration: "10 seconds"
+}
+
+/** @internal */
+export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>("@breakwater/resilience/CircuitOpenError")(
+  "CircuitOpenError",
+  {
+    dependency: Schema.String,
+    state: RejectingState,
+    retryAfter: Schema.DurationFromSelf
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  get [Retryable.VerdictTypeId](): Retryable.Verdict {
+    return "fatal"
+  }
+
+  /**
+   * @since 0.1.0
+   */
+  get [Retryable.RetryAfterTypeId](): Duration.Duration {
+    return this.retryAfter
+  }
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    switch (this.state) {
+      case "Open":
+        return `${this.dependency}: circuit open, retry after ${Duration.format(this.retryAfter)}`
+      case "HalfOpen":
+        return `${this.dependency}: circuit half-open and every probe slot is taken, retry after ${
+          Duration.format(this.retryAfter)
+        }`
+      case "ForcedOpen":
+        return `${this.dependency}: circuit forced open`
+    }
+  }
+}
+
+/** @internal */
+export class Registry extends Context.Tag("@breakwater/resilience/CircuitBreaker/Registry")<Registry, {
+  /** The breaker of `name`, created on first use; the same one afterwards. */
+  readonly get: (name: string) => Effect.Effect<CircuitBreaker.CircuitBreaker>
+  /** The breakers created so far. */
+  readonly breakers: Effect.Effect<ReadonlyMap<string, CircuitBreaker.CircuitBreaker>>
+}>() {}
 
 /** @internal */
 export const tag = <const Dependency extends string>(dependency: Dependency) =>
@@ -40,10 +167,10 @@ const maxDefaultBuckets = 600
 
 /** @internal */
 export const windowOf = (window: CircuitBreaker.Window): SlidingWindow => {
-  if (window._tag === "count") return new CountWindow(window.size)
+  if (window._tag === "count") return new CountRing(window.size)
   const millis = Duration.toMillis(window.duration)
   const buckets = window.buckets ?? Math.min(maxDefaultBuckets, Math.max(1, Math.ceil(millis / 1000)))
-  return new TimeWindow(millis, buckets)
+  return new TimeBuckets(millis, buckets)
 }
 
 /**

@@ -2,7 +2,21 @@ import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import { InvalidOptionsError } from "../Options.js"
+
+/** @internal */
+export class InvalidOptionsError extends Schema.TaggedError<InvalidOptionsError>(
+  "@breakwater/resilience/InvalidOptionsError"
+)("InvalidOptionsError", {
+  policy: Schema.String,
+  dependency: Schema.String,
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    const subject = this.dependency === "" ? this.policy : `${this.policy} "${this.dependency}"`
+    return `${subject}: invalid option "${this.field}": ${this.reason}`
+  }
+}
 
 /**
  * Decodes policy options through their Schema. The first problem becomes an

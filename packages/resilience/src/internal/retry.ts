@@ -1,16 +1,17 @@
 import type * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
 import type * as Backoff from "../Backoff.js"
 import type { InvalidOptionsError } from "../Options.js"
 import type * as Retry from "../Retry.js"
-import { Options, RetryEvent } from "../Retry.js"
 import * as Retryable from "../Retryable.js"
 import * as BackoffInternal from "./backoff.js"
 import { RetryBudget } from "./budget.js"
@@ -18,7 +19,11 @@ import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
 import * as Metrics from "../Metrics.js"
 import { decode } from "./options.js"
+import { Dependency, NonNegativeDuration, NonNegativeNumber, PositiveDuration, PositiveInt, Ratio } from "./schemas.js"
 import { policyTag } from "./tags.js"
+
+/** @internal */
+export const RetryEvent = Data.taggedEnum<Retry.RetryEvent>()
 
 /** @internal */
 export const defaults = {
@@ -32,6 +37,31 @@ export const defaults = {
   retryAfterCap: Duration.seconds(30),
   budgetWindow: Duration.seconds(10)
 }
+
+/** @internal */
+export const Budget = Schema.Struct({
+  ratio: Schema.optionalWith(Ratio, { default: () => 0.2 }),
+  minPerSecond: Schema.optionalWith(NonNegativeNumber, { default: () => 10 }),
+  window: Schema.optionalWith(PositiveDuration, { default: () => defaults.budgetWindow })
+})
+
+/** @internal */
+export const ScheduleSchema: Schema.Schema<Schedule.Schedule<unknown, unknown>> = Schema.declare(
+  (u: unknown): u is Schedule.Schedule<unknown, unknown> => Schedule.isSchedule(u),
+  { identifier: "Schedule", description: "an Effect Schedule" }
+)
+
+/** @internal */
+export const Options = Schema.Struct({
+  dependency: Dependency,
+  maxAttempts: Schema.optionalWith(PositiveInt, { default: () => 3 }),
+  backoff: Schema.optionalWith(Schema.Union(BackoffInternal.Options, ScheduleSchema), {
+    default: () => defaults.backoff
+  }),
+  idempotent: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  retryAfterCap: Schema.optionalWith(NonNegativeDuration, { default: () => defaults.retryAfterCap }),
+  budget: Schema.optionalWith(Schema.NullOr(Budget), { default: () => Budget.make({}) })
+})
 
 /** @internal */
 export const tag = <const Dependency extends string>(dependency: Dependency) =>

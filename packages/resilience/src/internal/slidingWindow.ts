@@ -27,7 +27,7 @@ const SLOW = 4
  *
  * @internal
  */
-export class CountWindow implements SlidingWindow {
+export class CountRing implements SlidingWindow {
   calls = 0
   failures = 0
   slow = 0
@@ -74,7 +74,7 @@ export class CountWindow implements SlidingWindow {
  *
  * @internal
  */
-export class TimeWindow implements SlidingWindow {
+export class TimeBuckets implements SlidingWindow {
   calls = 0
   failures = 0
   slow = 0
