@@ -26,7 +26,13 @@ export const make = <A>(): Effect.Effect<Hub<A>, never, Scope.Scope> =>
     Effect.acquireRelease(PubSub.sliding<A>(capacity), PubSub.shutdown),
     (pubsub) => ({
       emit: (event) => {
-        pubsub.unsafeOffer(event)
+        // `unsafeOffer` publishes only while there is room: it bypasses the
+        // sliding strategy. On a full buffer, `publish` slides (drops the
+        // oldest event of the slowest subscriber) and is synchronous, so
+        // running it here never blocks the call that emits.
+        if (!pubsub.unsafeOffer(event)) {
+          Effect.runSyncExit(PubSub.publish(pubsub, event))
+        }
       },
       stream: Stream.fromPubSub(pubsub),
       subscribe: PubSub.subscribe(pubsub)
