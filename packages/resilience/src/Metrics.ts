@@ -92,6 +92,19 @@ export const rateLimited = Metric.counter("breakwater_rate_limited_total", {
 })
 
 /**
+ * Failed calls to a rate limiter's store, labelled by dependency and
+ * `operation`: `"reserve"` (the call failed) or `"give-back"` (a token of a
+ * caller that stopped waiting was not returned).
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const rateLimiterStoreFailures = Metric.counter("breakwater_rate_limiter_store_failures_total", {
+  description: "Failed calls to a rate limiter's store, by operation",
+  incremental: true
+})
+
+/**
  * The numbers `circuitBreakerState` reports, one per breaker state (the
  * encoding Resilience4j's state gauge uses).
  *

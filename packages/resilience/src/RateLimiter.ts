@@ -8,25 +8,23 @@
  * longer fails at once with `RateLimitedError` and takes nothing.
  *
  * Buckets live in a `RateLimiterStore`: in memory by default (per process),
- * or in Redis (`layerStoreRedis`) so that a fleet of processes shares them.
+ * or in Redis (`RateLimiterRedis.layerStore`, its own module) so that a fleet
+ * of processes shares them.
  *
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Context from "effect/Context"
+import type * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
+import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
-import type { Redis, RedisOptions } from "ioredis"
+import type * as Stream from "effect/Stream"
 import * as internal from "./internal/rateLimiter.js"
-import * as memory from "./internal/rateLimiterMemory.js"
-import * as redis from "./internal/rateLimiterRedis.js"
-import { Dependency, NonNegativeDuration, PositiveDuration, PositiveInt } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
-import * as Retryable from "./Retryable.js"
 
 /**
  * Defaults from the integration notes (Resilience4j's `limitForPeriod` 100
@@ -40,11 +38,7 @@ export const defaults: {
   readonly limit: number
   readonly period: Duration.Duration
   readonly maxWait: Duration.Duration
-} = {
-  limit: 100,
-  period: Duration.seconds(1),
-  maxWait: Duration.seconds(5)
-}
+} = internal.defaults
 
 /**
  * The key of calls made without one: every such call of a limiter shares one
@@ -53,7 +47,7 @@ export const defaults: {
  * @since 0.1.0
  * @category Defaults
  */
-export const defaultKey = "*"
+export const defaultKey: "*" = internal.defaultKey
 
 /**
  * The call was not admitted: its bucket had no token, and the next free one
@@ -65,36 +59,13 @@ export const defaultKey = "*"
  * @since 0.1.0
  * @category Errors
  */
-export class RateLimitedError extends Schema.TaggedError<RateLimitedError>("@breakwater/resilience/RateLimitedError")(
-  "RateLimitedError",
-  {
-    dependency: Schema.String,
-    key: Schema.String,
-    retryAfter: Schema.DurationFromSelf
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  get [Retryable.VerdictTypeId](): Retryable.Verdict {
-    return "retry"
-  }
+export const RateLimitedError: typeof internal.RateLimitedError = internal.RateLimitedError
 
-  /**
-   * @since 0.1.0
-   */
-  get [Retryable.RetryAfterTypeId](): Duration.Duration {
-    return this.retryAfter
-  }
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    const key = this.key === defaultKey ? "" : ` (key "${this.key}")`
-    return `${this.dependency}: rate limited${key}, retry after ${Duration.format(this.retryAfter)}`
-  }
-}
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type RateLimitedError = internal.RateLimitedError
 
 /**
  * The store that holds the buckets (Redis) could not be reached or failed.
@@ -104,32 +75,13 @@ export class RateLimitedError extends Schema.TaggedError<RateLimitedError>("@bre
  * @since 0.1.0
  * @category Errors
  */
-export class RateLimiterStoreError extends Schema.TaggedError<RateLimiterStoreError>(
-  "@breakwater/resilience/RateLimiterStoreError"
-)("RateLimiterStoreError", {
-  dependency: Schema.String,
-  key: Schema.String,
-  store: Schema.String,
-  cause: Schema.optional(Schema.Defect)
-}) {
-  /**
-   * @since 0.1.0
-   */
-  get [Retryable.VerdictTypeId](): Retryable.Verdict {
-    return "retry"
-  }
+export const RateLimiterStoreError: typeof internal.RateLimiterStoreError = internal.RateLimiterStoreError
 
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : ""
-    return `${this.dependency}: rate limiter store "${this.store}" failed for key "${this.key}"${cause}`
-  }
-}
-
-const FiniteDuration = <I>(schema: Schema.Schema<Duration.Duration, I>) =>
-  schema.pipe(Schema.filter(Duration.isFinite, { message: () => "must be finite" }))
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type RateLimiterStoreError = internal.RateLimiterStoreError
 
 /**
  * Options of a rate limiter:
@@ -144,13 +96,7 @@ const FiniteDuration = <I>(schema: Schema.Schema<Duration.Duration, I>) =>
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  dependency: Dependency,
-  limit: Schema.optionalWith(PositiveInt, { default: () => defaults.limit }),
-  period: Schema.optionalWith(FiniteDuration(PositiveDuration), { default: () => defaults.period }),
-  burst: Schema.optional(PositiveInt),
-  maxWait: Schema.optionalWith(FiniteDuration(NonNegativeDuration), { default: () => defaults.maxWait })
-})
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -199,7 +145,46 @@ export interface RateLimiter {
    * sweeps. Always 0 with the Redis store, where keys expire by themselves.
    */
   readonly bucketsInMemory: Effect.Effect<number>
+  /** This limiter's events, from the moment the stream is run. */
+  readonly events: Stream.Stream<RateLimiterEvent>
+  /**
+   * Subscribes now: every event published after this returns is delivered to
+   * the queue, the newest 4,096 kept for a subscriber that falls behind.
+   */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<RateLimiterEvent>, never, Scope.Scope>
 }
+
+/**
+ * What a rate limiter did:
+ *
+ * - `Waiting`: the bucket was empty and the call waits `wait` for the token
+ *   it reserved.
+ * - `Rejected`: the call was turned away (`RateLimitedError`).
+ * - `StoreFailed`: the store failed. `operation` is `"reserve"` (the call
+ *   failed with the `RateLimiterStoreError`) or `"give-back"` (a caller that
+ *   stopped waiting could not return its token; the call had already ended,
+ *   and the token is lost until its slot passes). Each is also counted by
+ *   `Metrics.rateLimiterStoreFailures`.
+ *
+ * @since 0.1.0
+ * @category Events
+ */
+export type RateLimiterEvent = Data.TaggedEnum<{
+  Waiting: { readonly dependency: string; readonly key: string; readonly wait: Duration.Duration }
+  Rejected: { readonly dependency: string; readonly key: string; readonly retryAfter: Duration.Duration }
+  StoreFailed: {
+    readonly dependency: string
+    readonly key: string
+    readonly operation: "reserve" | "give-back"
+    readonly error: RateLimiterStoreError
+  }
+}>
+
+/**
+ * @since 0.1.0
+ * @category Events
+ */
+export const RateLimiterEvent: Data.TaggedEnum.Constructor<RateLimiterEvent> = internal.RateLimiterEvent
 
 /**
  * The identity of the `RateLimiter` service of one dependency.
@@ -280,15 +265,18 @@ export interface Store {
 /**
  * The store of every limiter made in its context. Without one in the context
  * limiters use the in-memory store, so one process has its own buckets; provide
- * `layerStoreRedis` to share buckets across a fleet.
+ * `RateLimiterRedis.layerStore` to share buckets across a fleet.
  *
  * @since 0.1.0
  * @category Store
  */
-export class RateLimiterStore extends Context.Reference<RateLimiterStore>()(
-  "@breakwater/resilience/RateLimiter/RateLimiterStore",
-  { defaultValue: (): Store => memory.store }
-) {}
+export const RateLimiterStore: typeof internal.RateLimiterStore = internal.RateLimiterStore
+
+/**
+ * @since 0.1.0
+ * @category Store
+ */
+export type RateLimiterStore = internal.RateLimiterStore
 
 /**
  * The service tag of the rate limiter for `dependency`.
@@ -419,51 +407,4 @@ export const layerConfig: <const Dependency extends string>(
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemory: Layer.Layer<RateLimiterStore> = memory.layerStore
-
-/**
- * Options of the Redis store. Give either an ioredis `client` the application
- * owns (the store never closes it), or a `url` (and ioredis `redis` options):
- * then the layer opens its own connection and closes it with its scope.
- *
- * - `prefix` of every key (default `"breakwater:rate-limiter:"`). A bucket is
- *   the key `<prefix>{<dependency>:<key>}` (hash-tagged for Redis Cluster).
- * - `clock`: `"effect"` (default) takes the time from the Effect `Clock` of
- *   each limiter, so `TestClock` drives it and hosts' clocks must agree (NTP);
- *   `"redis"` takes it from the Redis server (`TIME`), one clock for the
- *   whole fleet. Waiting always sleeps on the Effect `Clock`.
- *
- * @since 0.1.0
- * @category Store
- */
-export type RedisStoreOptions =
-  & {
-    readonly prefix?: string | undefined
-    readonly clock?: "effect" | "redis" | undefined
-  }
-  & (
-    | { readonly client: Redis }
-    | { readonly url: string; readonly redis?: RedisOptions | undefined }
-  )
-
-/**
- * A Redis store: limiters of the same dependency, in any process using the
- * same Redis and prefix, share their buckets, so a fleet together admits no
- * more than the limit. Each decision is one atomic Lua script; a bucket's
- * keys expire once it is full again. Store failures surface as
- * `RateLimiterStoreError`.
- *
- * @example
- * ```ts
- * import * as RateLimiter from "@breakwater/resilience/RateLimiter"
- * import * as Layer from "effect/Layer"
- *
- * const Sms = RateLimiter.layer({ dependency: "sms", limit: 10, period: "1 second" }).pipe(
- *   Layer.provide(RateLimiter.layerStoreRedis({ url: "redis://127.0.0.1:6379" }))
- * )
- * ```
- *
- * @since 0.1.0
- * @category Layers
- */
-export const layerStoreRedis: (options: RedisStoreOptions) => Layer.Layer<RateLimiterStore> = redis.layerStore
+export const layerStoreMemory: Layer.Layer<RateLimiterStore> = internal.layerStoreMemory

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as RateLimiter from "@breakwater/resilience/RateLimiter"
+import * as RateLimiterRedis from "@breakwater/resilience/RateLimiterRedis"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -28,13 +29,18 @@ const prefix = `breakwater-test:${runId}:`
 
 type Result = Either.Either<number, RateLimiter.RateLimitedError | RateLimiter.RateLimiterStoreError>
 
+const storeTimeout = Duration.hours(1)
+
 /** A store with its own connection, open for the test's scope. */
 const redisStore = (options: { readonly name: string; readonly clock?: "effect" | "redis" }) =>
   Layer.build(
-    RateLimiter.layerStoreRedis({
+    RateLimiterRedis.layerStore({
       url: url!,
       prefix,
       clock: options.clock,
+      // Far beyond any TestClock adjustment of these tests, so that `settle`
+      // can tell a call's timeout timer from a waiter's sleep.
+      timeout: storeTimeout,
       redis: { connectionName: `${runId}-${options.name}`, maxRetriesPerRequest: 1 }
     })
   )
@@ -58,7 +64,13 @@ const settle = (fibers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>) =>
   Effect.gen(function*() {
     for (let attempt = 0; attempt < 2_500; attempt++) {
       const done = (yield* Effect.forEach(fibers, Fiber.poll)).filter(Option.isSome).length
-      const sleeping = Chunk.size(yield* TestClock.sleeps())
+      // Each store call leaves its timeout timer in `TestClock.sleeps()`
+      // (the TestClock keeps interrupted sleeps); only shorter ones are
+      // waiters.
+      const now = yield* TestClock.currentTimeMillis
+      const sleeping = Chunk.size(
+        Chunk.filter(yield* TestClock.sleeps(), (end) => end - now < Duration.toMillis(storeTimeout))
+      )
       if (done + sleeping >= fibers.length) return
       yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 2)))
     }
@@ -179,10 +191,19 @@ describe.skipIf(!url)("RateLimiter on Redis", () => {
       const limiter = yield* RateLimiter.make({ dependency: "in-flight", limit: 10, period: "10 seconds", maxWait: "3 seconds" })
         .pipe(Effect.provide(store))
       for (let i = 0; i < 10; i++) yield* limiter.take()
+      const bucketKey = `${prefix}{in-flight:*}`
+      const tatBefore = yield* Effect.promise(() => admin.get(bucketKey))
       const first = yield* forkMany([limiter], 3)
-      // Let the calls reach Redis, then interrupt them before it answers.
+      // Let the calls reach Redis, then interrupt them before it answers:
+      // the interruption returns at once, and the tokens Redis reserved are
+      // given back when its replies come.
       for (let i = 0; i < 3; i++) yield* Effect.yieldNow()
       yield* Fiber.interruptAll(first)
+      for (let attempt = 0; attempt < 2_500; attempt++) {
+        if ((yield* Effect.promise(() => admin.get(bucketKey))) === tatBefore) break
+        yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 2)))
+      }
+      expect(yield* Effect.promise(() => admin.get(bucketKey))).toBe(tatBefore)
       const second = yield* forkMany([limiter], 3)
       yield* settle(second)
       yield* TestClock.adjust("3 seconds")
@@ -256,7 +277,7 @@ describe.skipIf(!url)("RateLimiter on Redis", () => {
       const client = new Redis(url!, { connectionName: `${runId}-owned`, maxRetriesPerRequest: 1 })
       yield* Effect.addFinalizer(() => Effect.sync(() => client.disconnect()))
       const scope = yield* Scope.make()
-      const store = yield* Layer.buildWithScope(RateLimiter.layerStoreRedis({ client, prefix }), scope)
+      const store = yield* Layer.buildWithScope(RateLimiterRedis.layerStore({ client, prefix }), scope)
       const limiter = yield* RateLimiter.make({ dependency: "owned", limit: 1, maxWait: 0 }).pipe(Effect.provide(store))
       yield* limiter.take()
       yield* Scope.close(scope, Exit.void)
@@ -272,7 +293,7 @@ describe.skipIf(!url)("RateLimiter on Redis", () => {
       const name = `${runId}-owned-by-layer`
       const scope = yield* Scope.make()
       const store = yield* Layer.buildWithScope(
-        RateLimiter.layerStoreRedis({ url: url!, prefix, redis: { connectionName: name } }),
+        RateLimiterRedis.layerStore({ url: url!, prefix, redis: { connectionName: name } }),
         scope
       )
       const limiter = yield* RateLimiter.make({ dependency: "lifecycle", limit: 1, maxWait: 0 }).pipe(Effect.provide(store))

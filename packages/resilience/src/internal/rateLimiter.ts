@@ -1,16 +1,105 @@
 import type * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Metrics from "../Metrics.js"
 import type { InvalidOptionsError } from "../Options.js"
 import type * as RateLimiter from "../RateLimiter.js"
-import { defaultKey, Options, RateLimitedError, RateLimiterStore } from "../RateLimiter.js"
-import * as Metrics from "../Metrics.js"
+import * as Retryable from "../Retryable.js"
+import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
 import { decode } from "./options.js"
+import * as memory from "./rateLimiterMemory.js"
+import { Dependency, NonNegativeDuration, PositiveDuration, PositiveInt } from "./schemas.js"
 import { policyTag } from "./tags.js"
+
+/** @internal */
+export const defaults: {
+  readonly limit: number
+  readonly period: Duration.Duration
+  readonly maxWait: Duration.Duration
+} = {
+  limit: 100,
+  period: Duration.seconds(1),
+  maxWait: Duration.seconds(5)
+}
+
+/** @internal */
+export const defaultKey = "*"
+
+/** @internal */
+export class RateLimitedError extends Schema.TaggedError<RateLimitedError>("@breakwater/resilience/RateLimitedError")(
+  "RateLimitedError",
+  {
+    dependency: Schema.String,
+    key: Schema.String,
+    retryAfter: Schema.DurationFromSelf
+  }
+) {
+  get [Retryable.VerdictTypeId](): Retryable.Verdict {
+    return "retry"
+  }
+
+  get [Retryable.RetryAfterTypeId](): Duration.Duration {
+    return this.retryAfter
+  }
+
+  override get message(): string {
+    const key = this.key === defaultKey ? "" : ` (key "${this.key}")`
+    return `${this.dependency}: rate limited${key}, retry after ${Duration.format(this.retryAfter)}`
+  }
+}
+
+/** @internal */
+export class RateLimiterStoreError extends Schema.TaggedError<RateLimiterStoreError>(
+  "@breakwater/resilience/RateLimiterStoreError"
+)("RateLimiterStoreError", {
+  dependency: Schema.String,
+  key: Schema.String,
+  store: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  get [Retryable.VerdictTypeId](): Retryable.Verdict {
+    return "retry"
+  }
+
+  override get message(): string {
+    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    return `${this.dependency}: rate limiter store "${this.store}" failed for key "${this.key}"${cause}`
+  }
+}
+
+const FiniteDuration = <I>(schema: Schema.Schema<Duration.Duration, I>) =>
+  schema.pipe(Schema.filter(Duration.isFinite, { message: () => "must be finite" }))
+
+/** @internal */
+export const Options = Schema.Struct({
+  dependency: Dependency,
+  limit: Schema.optionalWith(PositiveInt, { default: () => defaults.limit }),
+  period: Schema.optionalWith(FiniteDuration(PositiveDuration), { default: () => defaults.period }),
+  burst: Schema.optional(PositiveInt),
+  maxWait: Schema.optionalWith(FiniteDuration(NonNegativeDuration), { default: () => defaults.maxWait })
+})
+
+/** @internal */
+export const RateLimiterEvent = Data.taggedEnum<RateLimiter.RateLimiterEvent>()
+
+/** @internal */
+export class RateLimiterStore extends Context.Reference<RateLimiterStore>()(
+  "@breakwater/resilience/RateLimiter/RateLimiterStore",
+  { defaultValue: (): RateLimiter.Store => memory.store }
+) {}
+
+/** @internal */
+export const layerStoreMemory: Layer.Layer<RateLimiterStore> = Layer.suspend(() =>
+  Layer.succeed(RateLimiterStore, memory.store)
+)
 
 /** @internal */
 export const tag = <const Dependency extends string>(dependency: Dependency) =>
@@ -40,30 +129,49 @@ export const make = (
     const store = yield* RateLimiterStore
     const clock = yield* Effect.clock
     const buckets = yield* store.open(bucket)
+    const hub = yield* Events.make<RateLimiter.RateLimiterEvent>()
     const labels = Metrics.labels(bucket.dependency)
+    const failureLabels = {
+      reserve: [...labels, MetricLabel.make("operation", "reserve")],
+      "give-back": [...labels, MetricLabel.make("operation", "give-back")]
+    } as const
 
-    // Runs with interruption masked from the reservation on, so that a caller
-    // interrupted at any point after its token was reserved gives it back;
-    // only the sleep itself is interruptible.
+    const storeFailed = (key: string, operation: "reserve" | "give-back", error: RateLimiter.RateLimiterStoreError) =>
+      Effect.sync(() => {
+        Metrics.rateLimiterStoreFailures.unsafeUpdate(1, failureLabels[operation])
+        hub.emit(RateLimiterEvent.StoreFailed({ dependency: bucket.dependency, key, operation, error }))
+      })
+
+    // A token given back by a caller that stopped waiting. The interrupted
+    // caller waits for it (a remote store bounds the call by its own
+    // timeout), so that the token is free again once the interruption has
+    // returned. A failure is reported, never raised: the caller is gone, and
+    // the token is only lost until its slot passes.
+    const giveBack = (key: string, slot: number): Effect.Effect<void> =>
+      Effect.catchAll(buckets.cancel(key, slot), (error) => storeFailed(key, "give-back", error))
+
+    // Only the reservation's bookkeeping is masked: the store call and the
+    // sleep are interruptible. A caller interrupted while its token is due
+    // gives it back. A caller interrupted while a remote store is still
+    // deciding returns at once; the store gives back what it reserved when
+    // its late reply comes (see `RateLimiterRedis`).
     const take = (key: string = defaultKey): Effect.Effect<void, RateLimitedError | RateLimiter.RateLimiterStoreError> =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(buckets.reserve(key), (reservation) => {
-          if (reservation._tag === "Rejected") {
-            Metrics.rateLimited.unsafeUpdate(1, labels)
-            return Effect.fail(
-              new RateLimitedError({
-                dependency: bucket.dependency,
-                key,
-                retryAfter: Duration.millis(reservation.retryAfter)
-              })
-            )
+        Effect.matchEffect(restore(buckets.reserve(key)), {
+          onFailure: (error) => Effect.zipRight(storeFailed(key, "reserve", error), Effect.fail(error)),
+          onSuccess: (reservation) => {
+            if (reservation._tag === "Rejected") {
+              Metrics.rateLimited.unsafeUpdate(1, labels)
+              const retryAfter = Duration.millis(reservation.retryAfter)
+              hub.emit(RateLimiterEvent.Rejected({ dependency: bucket.dependency, key, retryAfter }))
+              return Effect.fail(new RateLimitedError({ dependency: bucket.dependency, key, retryAfter }))
+            }
+            if (reservation.wait <= 0) return Effect.void
+            const wait = Duration.millis(reservation.wait)
+            hub.emit(RateLimiterEvent.Waiting({ dependency: bucket.dependency, key, wait }))
+            const slot = reservation.slot
+            return Effect.onInterrupt(restore(clock.sleep(wait)), () => giveBack(key, slot))
           }
-          if (reservation.wait <= 0) return Effect.void
-          const slot = reservation.slot
-          return Effect.onInterrupt(
-            restore(clock.sleep(Duration.millis(reservation.wait))),
-            () => Effect.ignore(buckets.cancel(key, slot))
-          )
         })
       )
 
@@ -82,7 +190,9 @@ export const make = (
       apply,
       take,
       available: (key: string = defaultKey) => buckets.available(key),
-      bucketsInMemory: Effect.sync(buckets.size)
+      bucketsInMemory: Effect.sync(buckets.size),
+      events: hub.stream,
+      subscribe: hub.subscribe
     }
   })
 

@@ -1,8 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import type * as RateLimiter from "../RateLimiter.js"
-import { RateLimiterStore } from "../RateLimiter.js"
 import { monotonicMillis } from "./deadlines.js"
 
 /**
@@ -178,8 +176,3 @@ export const store: RateLimiter.Store = {
   name: "memory",
   open: (options) => Effect.map(Effect.clock, (clock) => makeBuckets(options, () => monotonicMillis(clock)))
 }
-
-/** @internal */
-export const layerStore: Layer.Layer<RateLimiter.RateLimiterStore> = Layer.suspend(() =>
-  Layer.succeed(RateLimiterStore, store)
-)

@@ -1,10 +1,16 @@
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { Redis } from "ioredis"
+import * as Schema from "effect/Schema"
+import type { Redis, RedisOptions } from "ioredis"
 import { createHash } from "node:crypto"
+import type { InvalidOptionsError } from "../Options.js"
 import type * as RateLimiter from "../RateLimiter.js"
-import { RateLimiterStore, RateLimiterStoreError } from "../RateLimiter.js"
+import type * as RateLimiterRedis from "../RateLimiterRedis.js"
+import { decode } from "./options.js"
+import { RateLimiterStore, RateLimiterStoreError } from "./rateLimiter.js"
+import { PositiveDuration } from "./schemas.js"
 
 /**
  * The same algorithm as the memory store (see `rateLimiterMemory.ts`), as Lua
@@ -127,9 +133,45 @@ const parseReservation = (reply: unknown): RateLimiter.Reservation => {
 }
 
 /** @internal */
+export const defaultPrefix = "breakwater:rate-limiter:"
+
+/** @internal */
+export const defaults: { readonly timeout: Duration.Duration } = { timeout: Duration.millis(500) }
+
+const RedisClient = Schema.declare(
+  (u: unknown): u is Redis =>
+    typeof u === "object" && u !== null && typeof (u as { evalsha?: unknown }).evalsha === "function",
+  { identifier: "Redis", description: "an ioredis client" }
+)
+
+const RedisOptionsSchema = Schema.declare(
+  (u: unknown): u is RedisOptions => typeof u === "object" && u !== null,
+  { identifier: "RedisOptions", description: "ioredis options" }
+)
+
+/** @internal */
+export const Options = Schema.Struct({
+  client: Schema.optional(RedisClient),
+  url: Schema.optional(Schema.String.pipe(Schema.filter((url) => /^rediss?:\/\//.test(url), {
+    message: () => "must be a redis:// or rediss:// URL"
+  }))),
+  redis: Schema.optional(RedisOptionsSchema),
+  prefix: Schema.optionalWith(Schema.String, { default: () => defaultPrefix }),
+  clock: Schema.optionalWith(Schema.Literal("effect", "redis"), { default: () => "effect" as const }),
+  timeout: Schema.optionalWith(PositiveDuration, { default: () => defaults.timeout })
+}).pipe(Schema.filter((options) =>
+  (options.client === undefined) === (options.url === undefined)
+    ? { path: ["url"], message: "give either a client or a url" }
+    : options.client !== undefined && options.redis !== undefined
+    ? { path: ["redis"], message: "ioredis options go with a url, not with a client" }
+    : undefined
+))
+
+/** @internal */
 export interface Settings {
   readonly prefix: string
   readonly clock: "effect" | "redis"
+  readonly timeout: Duration.Duration
 }
 
 /** @internal */
@@ -146,16 +188,48 @@ export const makeStore = (client: Redis, settings: Settings): RateLimiter.Store 
         const base = `${settings.prefix}{${options.dependency}:${key}}`
         return [base, `${base}:holes`]
       }
-      const call = <A>(key: string, f: () => Promise<A>): Effect.Effect<A, RateLimiter.RateLimiterStoreError> =>
-        Effect.tryPromise({
-          try: f,
-          catch: (cause) => new RateLimiterStoreError({ dependency: options.dependency, key, store: "redis", cause })
-        })
+      const failure = (key: string, cause: unknown) =>
+        new RateLimiterStoreError({ dependency: options.dependency, key, store: "redis", cause })
+      const timedOut = (key: string) => () =>
+        failure(key, new Cause.TimeoutException(`no reply from Redis within ${Duration.format(settings.timeout)}`))
+      // Every call is bounded by `timeout` on the Effect clock and can be
+      // interrupted: the caller stops waiting for the reply (the command may
+      // still run on the server). `onLate` sees a reply that came after the
+      // caller stopped waiting.
+      const call = <A>(
+        key: string,
+        f: () => Promise<A>,
+        onLate?: (value: A) => void
+      ): Effect.Effect<A, RateLimiter.RateLimiterStoreError> =>
+        Effect.async<A, RateLimiter.RateLimiterStoreError>((resume) => {
+          let waiting = true
+          f().then(
+            (value) => {
+              if (waiting) resume(Effect.succeed(value))
+              else onLate?.(value)
+            },
+            (cause) => {
+              if (waiting) resume(Effect.fail(failure(key, cause)))
+            }
+          )
+          return Effect.sync(() => {
+            waiting = false
+          })
+        }).pipe(Effect.timeoutFail({ duration: settings.timeout, onTimeout: timedOut(key) }))
+      const cancelNow = (key: string, slot: number) =>
+        run(client, cancel, keysOf(key), [now(), ...bucket, String(slot)])
       return {
+        // A token reserved by a call that stopped waiting (timed out or
+        // interrupted) before the reply came is given back when it comes.
         reserve: (key) =>
-          call(key, () => run(client, take, keysOf(key), [now(), ...bucket, maxWait]).then(parseReservation)),
-        cancel: (key, slot) =>
-          Effect.asVoid(call(key, () => run(client, cancel, keysOf(key), [now(), ...bucket, String(slot)]))),
+          call(
+            key,
+            () => run(client, take, keysOf(key), [now(), ...bucket, maxWait]).then(parseReservation),
+            (reservation) => {
+              if (reservation._tag === "Admitted") cancelNow(key, reservation.slot).catch(() => undefined)
+            }
+          ),
+        cancel: (key, slot) => Effect.asVoid(call(key, () => cancelNow(key, slot))),
         available: (key) =>
           call(key, () => run(client, available, keysOf(key), [now(), ...bucket, burst]).then(Number)),
         size: () => 0
@@ -164,24 +238,25 @@ export const makeStore = (client: Redis, settings: Settings): RateLimiter.Store 
 })
 
 /** @internal */
-export const defaultPrefix = "breakwater:rate-limiter:"
-
-/** @internal */
-export const layerStore = (options: RateLimiter.RedisStoreOptions): Layer.Layer<RateLimiter.RateLimiterStore> => {
-  const settings: Settings = { prefix: options.prefix ?? defaultPrefix, clock: options.clock ?? "effect" }
-  if ("client" in options) return Layer.succeed(RateLimiterStore, makeStore(options.client, settings))
-  const { redis, url } = options
-  return Layer.scoped(
+export const layerStore = (
+  input: RateLimiterRedis.StoreInput
+): Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptionsError> =>
+  Layer.scoped(
     RateLimiterStore,
-    Effect.map(
-      Effect.acquireRelease(
-        // Loaded on demand so that users of the memory store never load ioredis.
+    Effect.gen(function*() {
+      const options = yield* decode("RateLimiterRedis", Options, input)
+      const settings: Settings = { prefix: options.prefix, clock: options.clock, timeout: options.timeout }
+      if (options.client !== undefined) return makeStore(options.client, settings)
+      const { redis } = options
+      const url = options.url!
+      const client = yield* Effect.acquireRelease(
+        // Loaded on demand: ioredis is an optional peer dependency, needed
+        // only by users of this store.
         Effect.promise(() => import("ioredis")).pipe(
           Effect.map(({ Redis }) => redis === undefined ? new Redis(url) : new Redis(url, redis))
         ),
         (client) => Effect.sync(() => client.disconnect())
-      ),
-      (client) => makeStore(client, settings)
-    )
+      )
+      return makeStore(client, settings)
+    })
   )
-}
