@@ -63,7 +63,8 @@ const inventory = (answers: ReadonlyArray<"ok" | "503" | "stall">) => {
 const program = Effect.gen(function*() {
   // A retry and a bulkhead (and a timeout per attempt), with small limits so
   // that the example is quick.
-  const pipeline = yield* Resilience.make("inventory", {
+  const pipeline = yield* Resilience.make({
+    dependency: "inventory",
     retry: { maxAttempts: 3, idempotent: true, backoff: { _tag: "constant", delay: "10 millis" } },
     timeout: { phase: "read", limit: "50 millis" },
     bulkhead: { maxConcurrent: 1, maxWait: 0 }

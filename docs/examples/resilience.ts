@@ -70,8 +70,9 @@ const ms = (millis: number) => millis === 0 ? "0ms" : Duration.format(Duration.m
 // breaker judges after 6 calls instead of 20, so that this example trips it
 // quickly. A key replaces that policy's options as a whole, so spread them too.
 const Pipelines = Layer.mergeAll(
-  Resilience.layer("payments", Resilience.profiles.payment),
-  Resilience.layer("inventory", {
+  Resilience.layer({ dependency: "payments", ...Resilience.profiles.payment }),
+  Resilience.layer({
+    dependency: "inventory",
     ...Resilience.profiles.read,
     circuitBreaker: { ...Resilience.profiles.read.circuitBreaker, minimumCalls: 6 }
   })
@@ -94,7 +95,8 @@ const format = (event: Resilience.ResilienceEvent): string =>
       }),
     Timeout: ({ event }) => `TimedOut: ${event.phase} after ${Duration.format(event.limit)}`,
     Hedge: ({ event }) => event._tag,
-    Bulkhead: ({ event }) => `Rejected: ${event.limit}`
+    Bulkhead: ({ event }) => `Rejected: ${event.limit}`,
+    RateLimiter: ({ event }) => event._tag
   })
 
 const program = Effect.gen(function*() {

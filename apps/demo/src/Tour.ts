@@ -166,7 +166,8 @@ const breaker = Effect.gen(function*() {
     serviceCalls++
     return healthy ? Effect.as(Effect.sleep("5 millis"), 42) : Effect.fail(new Inventory.InventoryUnavailable({ call: serviceCalls }))
   })
-  const pipeline = yield* Resilience.make("prices", {
+  const pipeline = yield* Resilience.make({
+    dependency: "prices",
     ...Resilience.profiles.read,
     retry: { maxAttempts: 2, idempotent: true, backoff: { _tag: "constant", delay: "5 millis" } },
     circuitBreaker: {

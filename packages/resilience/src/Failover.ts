@@ -18,10 +18,13 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
-import type * as Effect from "effect/Effect"
 import type * as NonEmptyArray from "effect/Array"
-import * as Schema from "effect/Schema"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Context from "effect/Context"
+import type * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -65,19 +68,13 @@ export interface Input<Name extends string> {
  * @since 0.1.0
  * @category Errors
  */
-export class NoProviderAvailableError extends Schema.TaggedError<NoProviderAvailableError>(
-  "@breakwater/resilience/NoProviderAvailableError"
-)("NoProviderAvailableError", {
-  dependency: Schema.String,
-  errors: Schema.Array(Schema.Struct({ provider: Schema.String, error: Schema.Unknown }))
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `${this.dependency}: no provider available (${this.errors.map((e) => e.provider).join(", ")})`
-  }
-}
+export const NoProviderAvailableError: typeof internal.NoProviderAvailableError = internal.NoProviderAvailableError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type NoProviderAvailableError = internal.NoProviderAvailableError
 
 /**
  * @since 0.1.0
@@ -104,7 +101,7 @@ export type FailoverEvent = Data.TaggedEnum<{
  * @since 0.1.0
  * @category Events
  */
-export const FailoverEvent = Data.taggedEnum<FailoverEvent>()
+export const FailoverEvent: Data.TaggedEnum.Constructor<FailoverEvent> = internal.FailoverEvent
 
 /**
  * @since 0.1.0
@@ -160,3 +157,99 @@ export interface Failover<Name extends string> {
 export const make: <const Name extends string>(
   input: Input<Name>
 ) => Effect.Effect<Failover<Name>, InvalidOptionsError, Scope.Scope> = internal.make
+
+/**
+ * The identity of the `Failover` service of one dependency, over providers
+ * named `Name`.
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export interface FailoverFor<Dependency extends string, Name extends string> {
+  readonly _: unique symbol
+  readonly dependency: Dependency
+  readonly providers: Name
+}
+
+/**
+ * The service tag of the failover of `dependency`,
+ * `@breakwater/resilience/Failover/<dependency>`. The provider names are part
+ * of the type: `tag<"payments", "pg-a" | "pg-b">("payments")`.
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export const tag: <const Dependency extends string, const Name extends string>(
+  dependency: Dependency
+) => Context.Tag<FailoverFor<Dependency, Name>, Failover<Name>> = internal.tag
+
+/**
+ * The failover of one dependency as a layer, its providers' names in its
+ * type.
+ *
+ * @example
+ * ```ts
+ * import * as Failover from "@breakwater/resilience/Failover"
+ * import * as Effect from "effect/Effect"
+ *
+ * const Payments = Failover.layer({
+ *   dependency: "payments",
+ *   providers: [{ name: "pg-a", circuitBreaker: { preset: "critical" } }, { name: "pg-b" }]
+ * })
+ *
+ * const charge = Failover.protect("payments")({
+ *   "pg-a": Effect.succeed({ approved: true, via: "pg-a" }),
+ *   "pg-b": Effect.succeed({ approved: true, via: "pg-b" })
+ * })
+ *
+ * const program = Effect.provide(charge, Payments)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer: <const Name extends string, const Dependency extends string>(
+  input: Input<Name> & { readonly dependency: Dependency }
+) => Layer.Layer<FailoverFor<Dependency, Name>, InvalidOptionsError> = internal.layer
+
+/**
+ * Like `layer`, with the options read from `Config`. The providers list and
+ * `failoverOn` are values, not strings: give them as `Config.succeed(...)`
+ * or build them from configuration with `Config.map`.
+ *
+ * @example
+ * ```ts
+ * import * as Failover from "@breakwater/resilience/Failover"
+ * import * as Arr from "effect/Array"
+ * import * as Config from "effect/Config"
+ *
+ * // PAYMENT_PROVIDERS="pg-a,pg-b"
+ * const Payments = Failover.layerConfig("payments", {
+ *   providers: Config.array(Config.literal("pg-a", "pg-b")(), "PAYMENT_PROVIDERS").pipe(
+ *     Config.validate({ message: "name at least one provider", validation: Arr.isNonEmptyReadonlyArray<"pg-a" | "pg-b"> }),
+ *     Config.map(Arr.map((name) => ({ name })))
+ *   )
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig: <const Dependency extends string, const Name extends string>(
+  dependency: Dependency,
+  config: Config.Config.Wrap<Omit<Input<Name>, "dependency">>
+) => Layer.Layer<FailoverFor<Dependency, Name>, InvalidOptionsError | ConfigError.ConfigError> = internal.layerConfig
+
+/**
+ * Routes one call through the failover of `dependency` from the context:
+ * `protect("payments")(calls)` is `route(calls)` on the service that
+ * `layer` provides.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const protect: <const Dependency extends string>(
+  dependency: Dependency
+) => <const Name extends string, A, E, R>(
+  calls: { readonly [N in Name]: Effect.Effect<A, E, R> }
+) => Effect.Effect<A, E | NoProviderAvailableError, R | FailoverFor<Dependency, Name>> = internal.protect

@@ -14,19 +14,18 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import type * as DateTime from "effect/DateTime"
+import type * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/fallback.js"
-import { Dependency, PositiveDuration, PositiveInt } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
 
 /**
@@ -42,9 +41,7 @@ import type { InvalidOptionsError } from "./Options.js"
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  dependency: Dependency
-})
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -77,11 +74,7 @@ export type Input = typeof Options.Encoded
  * @since 0.1.0
  * @category Options
  */
-export const LastGoodOptions = Schema.Struct({
-  dependency: Dependency,
-  maxAge: PositiveDuration,
-  maxKeys: Schema.optionalWith(PositiveInt, { default: () => 1000 })
-})
+export const LastGoodOptions: typeof internal.LastGoodOptions = internal.LastGoodOptions
 
 /**
  * @since 0.1.0
@@ -110,11 +103,13 @@ export type LastGoodInput = typeof LastGoodOptions.Encoded
  * @since 0.1.0
  * @category Models
  */
-export class Stale<A> extends Data.TaggedClass("Stale")<{
-  readonly value: A
-  readonly age: Duration.Duration
-  readonly storedAt: DateTime.Utc
-}> {}
+export const Stale: typeof internal.Stale = internal.Stale
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type Stale<A> = internal.Stale<A>
 
 /**
  * Whether a result is a `Stale` last good value rather than a fresh one.
@@ -135,7 +130,7 @@ export const isStale: <A>(result: A | Stale<A>) => result is Stale<A> = internal
  * @since 0.1.0
  * @category Symbols
  */
-export const LastGoodCaseTypeId: unique symbol = Symbol.for("@breakwater/resilience/Fallback/LastGoodCase")
+export const LastGoodCaseTypeId: typeof internal.LastGoodCaseTypeId = internal.LastGoodCaseTypeId
 
 /**
  * @since 0.1.0
@@ -322,7 +317,7 @@ export type FallbackEvent = Data.TaggedEnum<{
  * @since 0.1.0
  * @category Events
  */
-export const FallbackEvent = Data.taggedEnum<FallbackEvent>()
+export const FallbackEvent: Data.TaggedEnum.Constructor<FallbackEvent> = internal.FallbackEvent
 
 /**
  * A fallback policy for one dependency: it applies cases to calls and counts
@@ -508,6 +503,26 @@ export const protect: <const Dependency extends string, E, C extends Cases<E, C>
 export const layer: <const I extends Input>(
   input: I
 ) => Layer.Layer<FallbackFor<I["dependency"]>, InvalidOptionsError> = internal.layer
+
+/**
+ * Like `layer`, for symmetry with every policy: the fallback policy has no
+ * option but its dependency, so there is nothing to read from `Config`, and
+ * `config` may be omitted.
+ *
+ * @example
+ * ```ts
+ * import * as Fallback from "@breakwater/resilience/Fallback"
+ *
+ * const PricesFallback = Fallback.layerConfig("prices")
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig: <const Dependency extends string>(
+  dependency: Dependency,
+  config?: Config.Config.Wrap<Omit<Input, "dependency">>
+) => Layer.Layer<FallbackFor<Dependency>, InvalidOptionsError | ConfigError.ConfigError> = internal.layerConfig
 
 /**
  * Builds a last-good store for the values of one call, per key. Fails with

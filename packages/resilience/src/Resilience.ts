@@ -1,6 +1,6 @@
 /**
  * One dependency, every policy: a per-dependency pipeline built from one
- * config object, applied in a fixed order, outermost first:
+ * options object, applied in a fixed order, outermost first:
  *
  * 1. retry (with its budget): outside everything below, so each attempt is
  *    judged afresh by the breaker, the limiter, the timeout and the bulkhead;
@@ -31,8 +31,10 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
+import type * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -58,7 +60,7 @@ import type * as Timeout from "./Timeout.js"
  * @since 0.1.0
  * @category Options
  */
-export interface Config {
+export interface Policies {
   readonly retry?: Omit<Retry.Input, "dependency"> | false | undefined
   readonly circuitBreaker?: Omit<CircuitBreaker.Input, "dependency"> | false | undefined
   readonly rateLimiter?: Omit<RateLimiter.Input, "dependency"> | false | undefined
@@ -73,9 +75,38 @@ export interface Config {
   /**
    * A span per attempt (`breakwater.attempt`, attribute
    * `breakwater.dependency`), child of the caller's span, so a trace shows
-   * each retry as its own span. Default `true`.
+   * each retry as its own span. Default `true`. The span captures no stack
+   * trace (a stack capture per attempt cost more than the rest of the
+   * pipeline); `false` leaves it out.
    */
   readonly spans?: boolean | undefined
+}
+
+/**
+ * `Policies` as `layerConfig` reads them: each policy's options with every
+ * field a `Config` (`Config.Config.Wrap`), or a `Config` of the whole
+ * options or of `false`; `spans` a `Config<boolean>`.
+ *
+ * @since 0.1.0
+ * @category Options
+ */
+export type PoliciesConfig =
+  & {
+    readonly [K in Exclude<keyof Policies, "spans">]?:
+      | Config.Config.Wrap<Exclude<Policies[K], false | undefined>>
+      | Config.Config<false>
+      | undefined
+  }
+  & { readonly spans?: Config.Config<boolean> | undefined }
+
+/**
+ * What `make` and `layer` take: the dependency's name and its policies.
+ *
+ * @since 0.1.0
+ * @category Options
+ */
+export interface Input extends Policies {
+  readonly dependency: string
 }
 
 /**
@@ -103,13 +134,14 @@ export type ResilienceEvent = Data.TaggedEnum<{
   Timeout: { readonly dependency: string; readonly event: Timeout.TimeoutEvent }
   Bulkhead: { readonly dependency: string; readonly event: Bulkhead.BulkheadEvent }
   Hedge: { readonly dependency: string; readonly event: Hedge.HedgeEvent }
+  RateLimiter: { readonly dependency: string; readonly event: RateLimiter.RateLimiterEvent }
 }>
 
 /**
  * @since 0.1.0
  * @category Events
  */
-export const ResilienceEvent = Data.taggedEnum<ResilienceEvent>()
+export const ResilienceEvent: Data.TaggedEnum.Constructor<ResilienceEvent> = internal.ResilienceEvent
 
 /**
  * The pipeline of one dependency.
@@ -161,11 +193,21 @@ export const tag: <const Dependency extends string>(
 /**
  * Builds the pipeline of one dependency.
  *
+ * @example
+ * ```ts
+ * import * as Resilience from "@breakwater/resilience/Resilience"
+ * import * as Effect from "effect/Effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const pipeline = yield* Resilience.make({ dependency: "inventory", ...Resilience.profiles.read })
+ *   return yield* pipeline.apply(Effect.succeed({ inStock: 3 }))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
  * @since 0.1.0
  * @category Constructors
  */
-export const make: (dependency: string, config: Config) => Effect.Effect<Resilience, InvalidOptionsError, Scope.Scope> =
-  internal.make
+export const make: (input: Input) => Effect.Effect<Resilience, InvalidOptionsError, Scope.Scope> = internal.make
 
 /**
  * The pipeline of one dependency as a layer.
@@ -175,7 +217,7 @@ export const make: (dependency: string, config: Config) => Effect.Effect<Resilie
  * import * as Resilience from "@breakwater/resilience/Resilience"
  * import * as Effect from "effect/Effect"
  *
- * const Payments = Resilience.layer("payments", Resilience.profiles.payment)
+ * const Payments = Resilience.layer({ dependency: "payments", ...Resilience.profiles.payment })
  *
  * const charge = Effect.succeed({ approved: true }).pipe(Resilience.protect("payments"))
  * const program = Effect.provide(charge, Payments)
@@ -184,10 +226,43 @@ export const make: (dependency: string, config: Config) => Effect.Effect<Resilie
  * @since 0.1.0
  * @category Layers
  */
-export const layer: <const Dependency extends string>(
+export const layer: <const I extends Input>(
+  input: I
+) => Layer.Layer<ResilienceFor<I["dependency"]>, InvalidOptionsError> = internal.layer
+
+/**
+ * Like `layer`, with policy options read from `Config` (environment variables
+ * by default) and validated the same way. `base` (a profile, say) supplies
+ * what the config does not: each policy's options from the config are laid
+ * over that policy's options in `base`, field by field; a policy the config
+ * sets to `false` is left out; `spans` from the config wins over `base`'s.
+ * Functions (`classify`, `ignore`) cannot come from configuration: put them
+ * in `base`.
+ *
+ * @example
+ * ```ts
+ * import * as Resilience from "@breakwater/resilience/Resilience"
+ * import * as Config from "effect/Config"
+ *
+ * // PAYMENTS_TIMEOUT="20 seconds" PAYMENTS_MAX_CONCURRENT=50
+ * const Payments = Resilience.layerConfig(
+ *   "payments",
+ *   {
+ *     timeout: { limit: Config.duration("PAYMENTS_TIMEOUT") },
+ *     bulkhead: { maxConcurrent: Config.integer("PAYMENTS_MAX_CONCURRENT") }
+ *   },
+ *   Resilience.profiles.payment
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig: <const Dependency extends string>(
   dependency: Dependency,
-  config: Config
-) => Layer.Layer<ResilienceFor<Dependency>, InvalidOptionsError> = internal.layer
+  config: PoliciesConfig,
+  base?: Policies
+) => Layer.Layer<ResilienceFor<Dependency>, InvalidOptionsError | ConfigError.ConfigError> = internal.layerConfig
 
 /**
  * Runs an effect through the pipeline of `dependency` from the context.
@@ -255,4 +330,4 @@ export const profiles = {
     circuitBreaker: { preset: "standard" },
     retry: { maxAttempts: 3, idempotent: true }
   }
-} as const satisfies Record<string, Config>
+} as const satisfies Record<string, Policies>

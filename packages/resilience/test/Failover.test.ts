@@ -1,6 +1,9 @@
 import * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as Failover from "@breakwater/resilience/Failover"
 import { describe, expect, it } from "@effect/vitest"
+import * as Arr from "effect/Array"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -146,5 +149,46 @@ describe("Failover", () => {
         dependency: "payments/pg-a",
         field: "failureRateThreshold"
       })
+    }))
+
+  it.effect("layer, tag and protect: the failover of a dependency from the context", () =>
+    Effect.gen(function*() {
+      const { calls, health, request } = providers()
+      const Payments = Failover.layer({
+        dependency: "payments",
+        providers: [{ name: "pg-a", circuitBreaker: breaker }, { name: "pg-b", circuitBreaker: breaker }]
+      })
+      const program = Effect.gen(function*() {
+        const first = yield* Failover.protect("payments")(request)
+        health["pg-a"] = false
+        yield* Effect.exit(Failover.protect("payments")(request))
+        yield* Effect.exit(Failover.protect("payments")(request))
+        // pg-a's breaker is open: the call goes to pg-b without calling pg-a.
+        const before = calls["pg-a"]
+        const third = yield* Failover.protect("payments")(request)
+        const gateway = yield* Failover.tag<"payments", "pg-a" | "pg-b">("payments")
+        return { first, third, skipped: calls["pg-a"] === before, current: yield* gateway.current }
+      })
+      expect(yield* Effect.provide(program, Payments)).toStrictEqual({
+        first: "pg-a",
+        third: "pg-b",
+        skipped: true,
+        current: "pg-b"
+      })
+    }))
+
+  it.effect("layerConfig reads the providers from configuration", () =>
+    Effect.gen(function*() {
+      const Payments = Failover.layerConfig("payments", {
+        providers: Config.array(Config.literal("pg-a", "pg-b")(), "PAYMENT_PROVIDERS").pipe(
+          Config.validate({ message: "name at least one provider", validation: Arr.isNonEmptyReadonlyArray<"pg-a" | "pg-b"> }),
+          Config.map(Arr.map((name) => ({ name })))
+        )
+      })
+      const gateway = yield* Failover.tag<"payments", "pg-a" | "pg-b">("payments").pipe(
+        Effect.provide(Payments),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PAYMENT_PROVIDERS", "pg-b,pg-a"]])))
+      )
+      expect(gateway.providers).toStrictEqual(["pg-b", "pg-a"])
     }))
 })

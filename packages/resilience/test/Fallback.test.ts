@@ -2,6 +2,7 @@ import * as Fallback from "@breakwater/resilience/Fallback"
 import * as Metrics from "@breakwater/resilience/Metrics"
 import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
@@ -258,6 +259,19 @@ describe("Fallback", () => {
       expect(result).toBe("default")
       const policy = yield* Effect.provide(Fallback.tag("prices"), Fallback.layer({ dependency: "prices" }))
       expect(policy.dependency).toBe("prices")
+    }))
+
+  it.effect("layerConfig: the same policy, its dependency given apart", () =>
+    Effect.gen(function*() {
+      const result = yield* failWith(new CircuitOpen()).pipe(
+        Fallback.protect("quotes", { CircuitOpen: "default" }),
+        Effect.provide(Fallback.layerConfig("quotes"))
+      )
+      expect(result).toBe("default")
+      const policy = yield* Effect.provide(Fallback.tag("quotes"), Fallback.layerConfig("quotes", Config.succeed({})))
+      expect(policy.dependency).toBe("quotes")
+      const error = yield* Effect.flip(Effect.provide(Fallback.tag(""), Fallback.layerConfig("")))
+      expect(error).toMatchObject({ _tag: "InvalidOptionsError", policy: "Fallback", field: "dependency" })
     }))
 
   it.effect("invalid options fail with the field named", () =>

@@ -3,6 +3,8 @@ import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as Resilience from "@breakwater/resilience/Resilience"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -21,7 +23,8 @@ const fast = { _tag: "constant", delay: Duration.millis(100) } as const
 describe("Resilience", () => {
   it.scoped("the breaker sees every attempt the retry makes", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("inventory", {
+      const pipeline = yield* Resilience.make({
+        dependency: "inventory",
         retry: { maxAttempts: 3, backoff: fast },
         circuitBreaker: {
           window: { _tag: "count", size: 10 },
@@ -50,7 +53,8 @@ describe("Resilience", () => {
 
   it.scoped("the timeout is per attempt, and a timed-out attempt gives its bulkhead permit back", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("search", {
+      const pipeline = yield* Resilience.make({
+        dependency: "search",
         retry: { maxAttempts: 3, idempotent: true, backoff: fast },
         timeout: { phase: "read", limit: Duration.seconds(1) },
         bulkhead: { maxConcurrent: 1, maxWait: Duration.zero }
@@ -71,7 +75,7 @@ describe("Resilience", () => {
 
   it.scoped("a read timeout of a call that is not idempotent is not retried (the payment profile)", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("payments", Resilience.profiles.payment)
+      const pipeline = yield* Resilience.make({ dependency: "payments", ...Resilience.profiles.payment })
       let calls = 0
       const fiber = yield* Effect.fork(Effect.flip(pipeline.apply(Effect.suspend(() => {
         calls++
@@ -87,7 +91,7 @@ describe("Resilience", () => {
 
   it.scoped("the notification profile never queues: a full bulkhead rejects at once", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("sms", { ...Resilience.profiles.notification, retry: false })
+      const pipeline = yield* Resilience.make({ dependency: "sms", ...Resilience.profiles.notification, retry: false })
       const running = yield* Effect.forEach(
         Array.from({ length: 20 }),
         () => Effect.fork(pipeline.apply(Effect.never)),
@@ -101,7 +105,8 @@ describe("Resilience", () => {
 
   it.scoped("calls turned away by the bulkhead or the limiter never count against the dependency", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("reports", {
+      const pipeline = yield* Resilience.make({
+        dependency: "reports",
         circuitBreaker: { window: { _tag: "count", size: 4 }, minimumCalls: 2, failureRateThreshold: 0.5 },
         rateLimiter: { limit: 1, period: Duration.minutes(1), maxWait: Duration.zero }
       })
@@ -115,7 +120,7 @@ describe("Resilience", () => {
 
   it.scoped("the payment profile retries only errors that declare nothing reached the gateway", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("payments", { ...Resilience.profiles.payment, timeout: false })
+      const pipeline = yield* Resilience.make({ dependency: "payments", ...Resilience.profiles.payment, timeout: false })
       let calls = 0
       // An error that says nothing: presumed to have reached the gateway.
       yield* Effect.flip(pipeline.apply(Effect.suspend(() => {
@@ -136,7 +141,8 @@ describe("Resilience", () => {
 
   it.scoped("subscribe: every policy's events in one queue", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("inventory", {
+      const pipeline = yield* Resilience.make({
+        dependency: "inventory",
         retry: { maxAttempts: 2, idempotent: true, backoff: fast },
         timeout: { limit: Duration.seconds(1) },
         bulkhead: { maxConcurrent: 1, maxWait: Duration.zero }
@@ -155,7 +161,8 @@ describe("Resilience", () => {
 
   it.scoped("hedge: a stalled read is hedged after the delay, each hedged attempt through the pipeline", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("catalog", {
+      const pipeline = yield* Resilience.make({
+        dependency: "catalog",
         ...Resilience.profiles.read,
         hedge: { delay: Duration.millis(100), maxHedges: 1 },
         bulkhead: { maxConcurrent: 2, maxWait: Duration.zero }
@@ -182,7 +189,7 @@ describe("Resilience", () => {
   it.effect("every profile is valid", () =>
     Effect.gen(function*() {
       for (const [name, config] of Object.entries(Resilience.profiles)) {
-        const pipeline = yield* Effect.scoped(Resilience.make(name, config))
+        const pipeline = yield* Effect.scoped(Resilience.make({ dependency: name, ...config }))
         expect(pipeline.dependency).toBe(name)
       }
     }))
@@ -190,11 +197,11 @@ describe("Resilience", () => {
   it.effect("an invalid option of any policy fails the layer, naming the policy and the field", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        Effect.provide(Resilience.tag("payments"), Resilience.layer("payments", { retry: { maxAttempts: 0 } }))
+        Effect.provide(Resilience.tag("payments"), Resilience.layer({ dependency: "payments", retry: { maxAttempts: 0 } }))
       )
       expect(error).toMatchObject({ _tag: "InvalidOptionsError", policy: "Retry", dependency: "payments", field: "maxAttempts" })
       const bulkhead = yield* Effect.flip(
-        Effect.provide(Resilience.tag("payments"), Resilience.layer("payments", { bulkhead: { maxConcurrent: -1 } }))
+        Effect.provide(Resilience.tag("payments"), Resilience.layer({ dependency: "payments", bulkhead: { maxConcurrent: -1 } }))
       )
       expect(bulkhead).toMatchObject({ policy: "Bulkhead", field: "maxConcurrent" })
     }))
@@ -213,12 +220,13 @@ describe("Resilience", () => {
         | Resilience.ResilienceError,
         Resilience.ResilienceFor<"inventory">
       > = protectedCall
-      expect(yield* Effect.provide(typed, Resilience.layer("inventory", Resilience.profiles.read))).toBe("ok")
+      expect(yield* Effect.provide(typed, Resilience.layer({ dependency: "inventory", ...Resilience.profiles.read }))).toBe("ok")
     }))
 
   it.scoped("one event stream for every policy of the dependency", () =>
     Effect.gen(function*() {
-      const pipeline = yield* Resilience.make("inventory", {
+      const pipeline = yield* Resilience.make({
+        dependency: "inventory",
         retry: { maxAttempts: 2, idempotent: true, backoff: fast },
         timeout: { limit: Duration.seconds(1) }
       })
@@ -245,7 +253,7 @@ describe("Resilience", () => {
         },
         context: (f) => f()
       })
-      const pipeline = yield* Resilience.make("inventory", { retry: { maxAttempts: 3, backoff: fast } })
+      const pipeline = yield* Resilience.make({ dependency: "inventory", retry: { maxAttempts: 3, backoff: fast } })
       let calls = 0
       const fiber = yield* Effect.fork(Effect.exit(pipeline.apply(Effect.suspend(() => {
         calls++
@@ -256,6 +264,66 @@ describe("Resilience", () => {
       expect(calls).toBe(3)
       expect(names.filter((name) => name === "breakwater.attempt")).toHaveLength(3)
     }))
+
+  it.effect("layerConfig lays configured fields over the base profile's, field by field", () =>
+    Effect.gen(function*() {
+      const layer = Resilience.layerConfig(
+        "payments",
+        {
+          timeout: { limit: Config.duration("TIMEOUT") },
+          bulkhead: { maxConcurrent: Config.integer("MAX_CONCURRENT") },
+          circuitBreaker: Config.succeed(false as const)
+        },
+        Resilience.profiles.payment
+      )
+      const provider = ConfigProvider.fromMap(new Map([["TIMEOUT", "20 seconds"], ["MAX_CONCURRENT", "50"]]))
+      const pipeline = yield* Resilience.tag("payments").pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(provider)
+      )
+      expect(pipeline.dependency).toBe("payments")
+      // Overridden fields come from the config, the others from the profile.
+      expect(pipeline.policies.timeout?.phase).toBe("read")
+      expect(Duration.toMillis(pipeline.policies.timeout!.limit)).toBe(20_000)
+      expect(pipeline.policies.bulkhead?.options.maxConcurrent).toBe(50)
+      expect(Duration.toMillis(pipeline.policies.bulkhead!.options.maxWait)).toBe(1_000)
+      expect(pipeline.policies.retry?.options.maxAttempts).toBe(3)
+      expect(pipeline.policies.circuitBreaker).toBeUndefined()
+    }))
+
+  it.effect("layerConfig: a missing variable is a ConfigError, an invalid value an InvalidOptionsError", () =>
+    Effect.gen(function*() {
+      const layer = Resilience.layerConfig("inventory", { bulkhead: { maxConcurrent: Config.integer("MAX") } })
+      const missing = yield* Effect.flip(
+        Resilience.tag("inventory").pipe(
+          Effect.provide(layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        )
+      )
+      expect(missing._tag).not.toBe("InvalidOptionsError")
+      const invalid = yield* Effect.flip(
+        Resilience.tag("inventory").pipe(
+          Effect.provide(layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MAX", "0"]])))
+        )
+      )
+      expect(invalid).toMatchObject({ _tag: "InvalidOptionsError", policy: "Bulkhead", field: "maxConcurrent" })
+    }))
+
+  it.scoped("the rate limiter's events are among the pipeline's", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Resilience.make({
+        dependency: "sms",
+        rateLimiter: { limit: 1, period: "1 second", maxWait: 0 }
+      })
+      const events = yield* pipeline.subscribe
+      yield* pipeline.apply(Effect.void)
+      const rejected = yield* Effect.flip(pipeline.apply(Effect.void))
+      expect(rejected._tag).toBe("RateLimitedError")
+      const event = yield* Queue.take(events)
+      expect(event).toMatchObject({ _tag: "RateLimiter", dependency: "sms", event: { _tag: "Rejected", key: "*" } })
+    }))
+
 })
 
 class NoopSpan implements Tracer.Span {

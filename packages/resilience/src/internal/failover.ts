@@ -1,12 +1,37 @@
+import type * as Config from "effect/Config"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as CircuitBreaker from "../CircuitBreaker.js"
+import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as Failover from "../Failover.js"
-import { FailoverEvent, NoProviderAvailableError } from "../Failover.js"
 import * as Metrics from "../Metrics.js"
-import { InvalidOptionsError } from "../Options.js"
+import * as CircuitBreakerInternal from "./circuitBreaker.js"
 import * as Events from "./events.js"
+import { fromConfig } from "./layers.js"
+import { InvalidOptionsError } from "./options.js"
+import { policyTag } from "./tags.js"
+
+/** @internal */
+export class NoProviderAvailableError extends Schema.TaggedError<NoProviderAvailableError>(
+  "@breakwater/resilience/NoProviderAvailableError"
+)("NoProviderAvailableError", {
+  dependency: Schema.String,
+  errors: Schema.Array(Schema.Struct({ provider: Schema.String, error: Schema.Unknown }))
+}) {
+  override get message(): string {
+    return `${this.dependency}: no provider available (${this.errors.map((e) => e.provider).join(", ")})`
+  }
+}
+
+/** @internal */
+export const FailoverEvent = Data.taggedEnum<Failover.FailoverEvent>()
+
+/** @internal */
+export const tag = <const Dependency extends string, const Name extends string>(dependency: Dependency) =>
+  policyTag<Failover.FailoverFor<Dependency, Name>, Failover.Failover<Name>>("Failover", dependency)
 
 /** @internal */
 export const make = <const Name extends string>(
@@ -26,8 +51,8 @@ export const make = <const Name extends string>(
     }
     const breakers = {} as Record<Name, CircuitBreaker.CircuitBreaker>
     for (const provider of input.providers) {
-      breakers[provider.name] = yield* CircuitBreaker.make({
-        ...(provider.circuitBreaker ?? CircuitBreaker.standard),
+      breakers[provider.name] = yield* CircuitBreakerInternal.make({
+        ...(provider.circuitBreaker ?? CircuitBreakerInternal.standard),
         dependency: `${dependency}/${provider.name}`
       })
     }
@@ -58,7 +83,7 @@ export const make = <const Name extends string>(
     }
 
     const movesOn = (error: unknown): boolean =>
-      error instanceof CircuitBreaker.CircuitOpenError || (failoverOn?.(error) ?? false)
+      error instanceof CircuitBreakerInternal.CircuitOpenError || (failoverOn?.(error) ?? false)
 
     const route = <A, E, R>(
       calls: { readonly [N in Name]: Effect.Effect<A, E, R> }
@@ -106,3 +131,25 @@ export const make = <const Name extends string>(
     }
     return failover
   })
+
+/** @internal */
+export const layer = <const Name extends string>(input: Failover.Input<Name>): Layer.Layer<any, InvalidOptionsError> =>
+  Layer.scoped(tag<string, Name>(input.dependency), make(input))
+
+/** @internal */
+export const layerConfig = <const Dependency extends string, const Name extends string>(
+  dependency: Dependency,
+  config: Config.Config.Wrap<Omit<Failover.Input<Name>, "dependency">>
+) =>
+  fromConfig(
+    tag<Dependency, Name>(dependency),
+    config,
+    (input: Omit<Failover.Input<Name>, "dependency">) => make({ ...input, dependency })
+  )
+
+/** @internal */
+export const protect = <const Dependency extends string>(dependency: Dependency) =>
+<const Name extends string, A, E, R>(
+  calls: { readonly [N in Name]: Effect.Effect<A, E, R> }
+): Effect.Effect<A, E | NoProviderAvailableError, R | Failover.FailoverFor<Dependency, Name>> =>
+  Effect.flatMap(tag<Dependency, Name>(dependency), (failover) => failover.route(calls))

@@ -1,4 +1,6 @@
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -7,14 +9,41 @@ import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Fallback from "../Fallback.js"
-import { FallbackEvent, LastGoodCaseTypeId, LastGoodOptions, Options, Stale } from "../Fallback.js"
 import * as Metrics from "../Metrics.js"
 import type { InvalidOptionsError } from "../Options.js"
 import * as Events from "./events.js"
+import { fromConfig } from "./layers.js"
 import { decode } from "./options.js"
+import { Dependency, PositiveDuration, PositiveInt } from "./schemas.js"
 import { policyTag } from "./tags.js"
+
+/** @internal */
+export const Options = Schema.Struct({
+  dependency: Dependency
+})
+
+/** @internal */
+export const LastGoodOptions = Schema.Struct({
+  dependency: Dependency,
+  maxAge: PositiveDuration,
+  maxKeys: Schema.optionalWith(PositiveInt, { default: () => 1000 })
+})
+
+/** @internal */
+export class Stale<A> extends Data.TaggedClass("Stale")<{
+  readonly value: A
+  readonly age: Duration.Duration
+  readonly storedAt: DateTime.Utc
+}> {}
+
+/** @internal */
+export const LastGoodCaseTypeId: unique symbol = Symbol.for("@breakwater/resilience/Fallback/LastGoodCase")
+
+/** @internal */
+export const FallbackEvent = Data.taggedEnum<Fallback.FallbackEvent>()
 
 /** @internal */
 export const tag = <const Dependency extends string>(dependency: Dependency) =>
@@ -120,6 +149,18 @@ export const protect = (dependency: string, cases: any) => {
 /** @internal */
 export const layer = (input: Fallback.Input): Layer.Layer<any, InvalidOptionsError> =>
   Layer.scoped(tag(input.dependency), make(input))
+
+/** @internal */
+export const layerConfig = <const Dependency extends string>(
+  dependency: Dependency,
+  config: Config.Config.Wrap<Omit<Fallback.Input, "dependency">> = Config.succeed({})
+) =>
+  fromConfig(
+    tag(dependency),
+    // `Config.unwrap` cannot read an empty object.
+    Config.isConfig(config) || Object.keys(config).length > 0 ? config : Config.succeed({}),
+    (input: Omit<Fallback.Input, "dependency">) => make({ ...input, dependency })
+  )
 
 interface Entry<A> {
   readonly value: A

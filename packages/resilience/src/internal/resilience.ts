@@ -1,3 +1,5 @@
+import * as Config from "effect/Config"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
@@ -10,10 +12,12 @@ import * as Hedge from "../Hedge.js"
 import type { InvalidOptionsError } from "../Options.js"
 import * as RateLimiter from "../RateLimiter.js"
 import type * as Resilience from "../Resilience.js"
-import { ResilienceEvent } from "../Resilience.js"
 import * as Retry from "../Retry.js"
 import * as Timeout from "../Timeout.js"
 import { policyTag } from "./tags.js"
+
+/** @internal */
+export const ResilienceEvent = Data.taggedEnum<Resilience.ResilienceEvent>()
 
 /** @internal */
 export const tag = <const Dependency extends string>(dependency: Dependency) =>
@@ -49,10 +53,10 @@ const turnedAwayLocally = (error: unknown): boolean =>
 
 /** @internal */
 export const make = (
-  dependency: string,
-  config: Resilience.Config
+  input: Resilience.Input
 ): Effect.Effect<Resilience.Resilience, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
+    const { dependency, ...config } = input
     // Built in the pipeline's order so that an invalid option is reported
     // for the outermost policy first.
     const retry = yield* build(config.retry, (input) => Retry.make({ ...input, dependency }))
@@ -72,6 +76,7 @@ export const make = (
     const bulkhead = yield* build(config.bulkhead, (input) => Bulkhead.make({ ...input, dependency }))
     const hedge = yield* build(config.hedge, (input) => Hedge.make({ ...input, dependency }))
     const spans = config.spans ?? true
+    const spanOptions = { attributes: { "breakwater.dependency": dependency }, captureStackTrace: false } as const
 
     const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Resilience.ResilienceError, R> => {
       let attempt: Effect.Effect<A, E | Resilience.ResilienceError, R> = self
@@ -80,9 +85,7 @@ export const make = (
       if (rateLimiter) attempt = rateLimiter.apply(attempt)
       if (circuitBreaker) attempt = circuitBreaker.apply(attempt)
       if (spans) {
-        attempt = Effect.withSpan(attempt, "breakwater.attempt", {
-          attributes: { "breakwater.dependency": dependency }
-        })
+        attempt = Effect.withSpan(attempt, "breakwater.attempt", spanOptions)
       }
       if (hedge) attempt = hedge.apply(attempt)
       return retry ? retry.apply(attempt) : attempt
@@ -94,7 +97,8 @@ export const make = (
       source(circuitBreaker, (event) => ResilienceEvent.CircuitBreaker({ dependency, event })),
       source(timeout, (event) => ResilienceEvent.Timeout({ dependency, event })),
       source(bulkhead, (event) => ResilienceEvent.Bulkhead({ dependency, event })),
-      source(hedge, (event) => ResilienceEvent.Hedge({ dependency, event }))
+      source(hedge, (event) => ResilienceEvent.Hedge({ dependency, event })),
+      source(rateLimiter, (event) => ResilienceEvent.RateLimiter({ dependency, event }))
     ].filter((s): s is Source => s !== undefined)
 
     // Subscribes to every policy at once, then forwards into one queue.
@@ -121,8 +125,47 @@ export const make = (
   })
 
 /** @internal */
-export const layer = <const Dependency extends string>(dependency: Dependency, config: Resilience.Config) =>
-  Layer.scoped(tag(dependency), make(dependency, config))
+export const layer = <const I extends Resilience.Input>(input: I) =>
+  Layer.scoped(tag(input.dependency as I["dependency"]), make(input))
+
+const policyKeys = ["retry", "circuitBreaker", "rateLimiter", "timeout", "bulkhead", "hedge"] as const
+
+/**
+ * Lays each policy's options read from the config over the same policy's
+ * options in `base`, field by field.
+ *
+ * @internal
+ */
+export const mergePolicies = (base: Resilience.Policies, read: Resilience.Policies): Resilience.Policies => {
+  const merged: Record<string, unknown> = { ...base }
+  for (const key of policyKeys) {
+    const value = read[key]
+    if (value === undefined) continue
+    const under = base[key]
+    merged[key] = value === false || under === undefined || under === false ? value : { ...under, ...value }
+  }
+  if (read.spans !== undefined) merged["spans"] = read.spans
+  return merged as Resilience.Policies
+}
+
+/** @internal */
+export const layerConfig = <const Dependency extends string>(
+  dependency: Dependency,
+  config: Resilience.PoliciesConfig,
+  base: Resilience.Policies = {}
+) => {
+  const fields: Record<string, Config.Config<unknown>> = {}
+  for (const [key, value] of Object.entries(config)) {
+    if (value !== undefined) fields[key] = Config.unwrap(value as Config.Config.Wrap<unknown>)
+  }
+  return Layer.scoped(
+    tag(dependency),
+    Effect.flatMap(
+      Config.all(fields),
+      (read) => make({ ...mergePolicies(base, read as Resilience.Policies), dependency })
+    )
+  )
+}
 
 /** @internal */
 export const resilient = dual<
