@@ -8,8 +8,10 @@
  *
  * - At most `maxHedges` extra attempts; the k-th starts k delays after the
  *   call started, while no attempt has succeeded and one is still running.
- * - The first success wins. The losers are interrupted and their finalizers
- *   have run before the result returns.
+ * - The first success wins and returns at once. The losers are interrupted
+ *   and not waited for: their finalizers run after the result has returned.
+ *   The policy's scope owns them until they end; closing it interrupts and
+ *   waits for any still running.
  * - A failed attempt does not stop the others: the call fails only when every
  *   attempt started has failed, with the cause of the last one to fail (as
  *   `Effect.raceAll` does); no new hedge starts once all attempts have failed.

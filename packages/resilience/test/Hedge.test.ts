@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import { importAlone } from "./support/importAlone.js"
 
@@ -96,7 +97,7 @@ describe("Hedge", () => {
       )
     }))
 
-  it.scoped("the first success wins; the losers are interrupted and finalized before the result returns", () =>
+  it.scoped("the first success wins at once; the losers are interrupted and finalize afterwards", () =>
     Effect.gen(function*() {
       const policy = yield* Hedge.make({ dependency: "search", delay: "100 millis", maxHedges: 2 })
       const events = yield* policy.subscribe
@@ -104,15 +105,14 @@ describe("Hedge", () => {
       // Every attempt's finalizer takes 10 ms.
       const { call, log } = planned([{ after: 1_000 }, { after: 50 }, { after: 1 }], 10)
       const fiber = yield* Effect.fork(policy.apply(call))
-      // 150: hedge 1 succeeds; 160: its finalizer is done and the first attempt is interrupted.
+      // 150: hedge 1 succeeds; 160: its own finalizer is done, the call
+      // returns and the first attempt is interrupted.
       yield* adjust(160)
+      expect(fiber.unsafePoll()).toStrictEqual(Exit.succeed("attempt 2"))
       expect(log.interrupted).toStrictEqual([1])
       expect(log.finalized).toStrictEqual([2])
-      // The result waits for the loser's finalizer.
-      yield* adjust(9)
-      expect(fiber.unsafePoll()).toBeNull()
-      yield* adjust(1)
-      expect(yield* Fiber.join(fiber)).toBe("attempt 2")
+      // The loser finalizes on its own time, after the result returned.
+      yield* adjust(10)
       expect(log.finalized).toStrictEqual([2, 1])
       yield* adjust(1_000)
       expect(log.started).toBe(2)
@@ -120,6 +120,34 @@ describe("Hedge", () => {
         Hedge.HedgeEvent.Hedged({ dependency: "search", attempt: 2, after: Duration.millis(100) }),
         Hedge.HedgeEvent.Won({ dependency: "search", attempt: 2, attempts: 2 })
       ])
+    }))
+
+  it.effect("a loser slow to cancel does not delay the result; the policy's scope owns it until it ends", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const policy = yield* Scope.extend(Hedge.make({ dependency: "search", delay: "100 millis" }), scope)
+      let started = 0
+      let loserStopped = false
+      // The first attempt hangs and takes 10 s to stop once interrupted; the
+      // hedge (at 100 ms) succeeds 50 ms later.
+      const call = Effect.suspend(() =>
+        ++started === 1
+          ? Effect.never.pipe(Effect.onInterrupt(() =>
+            Effect.zipRight(Effect.sleep("10 seconds"), Effect.sync(() => (loserStopped = true)))
+          ))
+          : Effect.as(Effect.sleep("50 millis"), "hedge")
+      )
+      const fiber = yield* Effect.fork(policy.apply(call))
+      yield* adjust(150)
+      expect(fiber.unsafePoll()).toStrictEqual(Exit.succeed("hedge"))
+      expect(loserStopped).toBe(false)
+      // Closing the policy's scope waits for the loser to stop: nothing leaks.
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* adjust(9_999)
+      expect(closing.unsafePoll()).toBeNull()
+      yield* adjust(1)
+      yield* Fiber.join(closing)
+      expect(loserStopped).toBe(true)
     }))
 
   it.scoped("a failing attempt does not stop a hedge that is still running", () =>

@@ -4,6 +4,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import type * as FiberId from "effect/FiberId"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -241,6 +242,28 @@ export const make = (input: Hedge.Input): Effect.Effect<Hedge.Hedge, InvalidOpti
       return maxMillis === undefined ? percentile : Math.min(percentile, maxMillis)
     }
 
+    // Losing attempts still stopping. A call returns as soon as it has a
+    // winner and does not wait for its losers: they are interrupted and kept
+    // here until they end, and closing the policy's scope interrupts and
+    // waits for those still running, so none outlives the policy.
+    const losers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        const running = [...losers]
+        losers.clear()
+        return Fiber.interruptAll(running)
+      })
+    )
+    const abandon = (fiber: Fiber.RuntimeFiber<unknown, unknown>, by: FiberId.FiberId): void => {
+      if (!closed) {
+        losers.add(fiber)
+        fiber.addObserver(() => losers.delete(fiber))
+      }
+      fiber.unsafeInterruptAsFork(by)
+    }
+
     const observe = window === undefined
       ? () => {}
       : (startedAt: number) => window.add(queue.now() - startedAt)
@@ -276,7 +299,7 @@ export const make = (input: Hedge.Input): Effect.Effect<Hedge.Hedge, InvalidOpti
             )
           }
 
-          return hedged(self, runtime, first, startedAt, delay, restore)
+          return hedged(self, runtime, parent.id(), first, startedAt, delay, restore)
         })
       })
 
@@ -288,6 +311,7 @@ export const make = (input: Hedge.Input): Effect.Effect<Hedge.Hedge, InvalidOpti
     const hedged = <A, E, R>(
       self: Effect.Effect<A, E, R>,
       runtime: Runtime.Runtime<R>,
+      callerId: FiberId.FiberId,
       first: Attempt<A, E>,
       startedAt: number,
       delay: number,
@@ -356,9 +380,11 @@ export const make = (input: Hedge.Input): Effect.Effect<Hedge.Hedge, InvalidOpti
             hub.emit(HedgeEvent.AllFailed({ dependency, attempts: attempts.length }))
           }
         }
-        const losers = attempts.filter((other) => other !== attempt && other.fiber.unsafePoll() === null)
-        if (losers.length === 0) return settle(attempt, exit)
-        return Effect.zipRight(Fiber.interruptAll(losers.map((loser) => loser.fiber)), settle(attempt, exit))
+        // The result returns now; the losers stop on their own time.
+        for (const other of attempts) {
+          if (other !== attempt && other.fiber.unsafePoll() === null) abandon(other.fiber, callerId)
+        }
+        return settle(attempt, exit)
       }
 
       const step: Effect.Effect<A, E> = Effect.flatMap(restore(wait), () => {
