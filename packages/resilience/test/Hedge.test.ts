@@ -15,6 +15,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as TestClock from "effect/TestClock"
+import { importAlone } from "./support/importAlone.js"
 
 type Outcome = { readonly after: number; readonly fail?: string }
 
@@ -358,4 +359,12 @@ describe("Hedge", () => {
       )
       expect(yield* fieldOf({ dependency: "", delay: 10 })).toBe("dependency")
     }))
+
+  it("each of its modules loads first and alone in a fresh Node process", async () => {
+    const modules = ["Hedge", "internal/hedge"]
+    const results = await Promise.all(modules.map(importAlone))
+    expect(results.map((result, i) => ({ module: modules[i], ...result }))).toStrictEqual(
+      modules.map((module) => ({ module, code: 0, stderr: "" }))
+    )
+  }, 60_000)
 })

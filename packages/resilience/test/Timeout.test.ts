@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as TestClock from "effect/TestClock"
+import { importAlone } from "./support/importAlone.js"
 
 const timeoutError = (limit: Duration.DurationInput, phase: Timeout.Phase = "read") =>
   new Timeout.TimeoutError({ dependency: "payments", phase, limit: Duration.decode(limit) })
@@ -253,4 +254,12 @@ describe("Timeout", () => {
         `Timeout "x": invalid option "phase": Expected "connect" | "write" | "read" | "idle" | "acquire" | "total", actual "dns"`
       )
     }))
+
+  it("each of its modules loads first and alone in a fresh Node process", async () => {
+    const modules = ["Timeout", "internal/timeout", "internal/fibers", "internal/deadlines"]
+    const results = await Promise.all(modules.map(importAlone))
+    expect(results.map((result, i) => ({ module: modules[i], ...result }))).toStrictEqual(
+      modules.map((module) => ({ module, code: 0, stderr: "" }))
+    )
+  }, 60_000)
 })
