@@ -73,6 +73,14 @@ describe("Hedge", () => {
       expect(Effect.runSync(Effect.exit(policy.apply(Effect.fail("no"))))).toStrictEqual(Exit.fail("no"))
     }))
 
+  it.scoped("nested 10,000 deep, returns: past a bounded depth the attempt starts on a fresh stack", () =>
+    Effect.gen(function*() {
+      const policy = yield* Hedge.make({ dependency: "search", delay: "1 minute" })
+      let nested: Effect.Effect<number> = Effect.succeed(1)
+      for (let i = 0; i < 10_000; i++) nested = policy.apply(nested)
+      expect(yield* nested).toBe(1)
+    }), 60_000)
+
   it.scoped("the hedge starts exactly at the delay", () =>
     Effect.gen(function*() {
       const policy = yield* Hedge.make({ dependency: "search", delay: "100 millis" })

@@ -250,8 +250,8 @@ export const make = (input: Hedge.Input): Effect.Effect<Hedge.Hedge, InvalidOpti
     // interrupted right after an attempt started cannot leave it running (an
     // attempt fiber is not the caller's child).
     const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.withFiberRuntime<A, E, R>((parent) => {
-        const runtimeFlags = Fibers.runtimeFlagsOf(parent)
+      Effect.withFiberRuntime<A, E, R>((parent, status) => {
+        const runtimeFlags = status.runtimeFlags
         return Effect.uninterruptibleMask((restore) => {
           const startedAt = queue.now()
           const delay = delayMillis()

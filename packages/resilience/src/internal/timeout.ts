@@ -76,10 +76,12 @@ export const tag = <const Dependency extends string, const P extends Timeout.Pha
 /**
  * Runs `self` in a fiber that starts at once on the caller's stack, so a call
  * that completes without suspending never yields to the scheduler, never arms
- * a timer and costs one fiber allocation. A call that suspends registers its
- * deadline with the policy's `DeadlineQueue`, whose single timer fiber
- * interrupts it on expiry; the caller waits for the interrupted fiber to
- * finish its finalizers, then fails with `TimeoutError`.
+ * a timer and costs one fiber allocation (past `Fibers.maxCallerStackDepth`
+ * nested policies the fiber starts through the scheduler, see
+ * internal/fibers.ts). A call that suspends registers its deadline with the
+ * policy's `DeadlineQueue`, whose single timer fiber interrupts it on expiry
+ * unless it has already finished; the caller waits for the interrupted fiber
+ * to finish its finalizers, then fails with `TimeoutError`.
  *
  * Effect.timeout, by contrast, forks the work and a sleeping fiber per call and
  * races them, which always goes through the scheduler.
@@ -97,8 +99,8 @@ const makeApply = (
   // interrupted right after the work started cannot leave it running (the
   // work fiber is not the caller's child and would not be interrupted with
   // it).
-  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent) => {
-    const runtimeFlags = Fibers.runtimeFlagsOf(parent)
+  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
+    const runtimeFlags = status.runtimeFlags
     return Effect.uninterruptibleMask((restore) => {
       const startedAt = queue.now()
       const started = Fibers.startOnCallerStack(Fibers.callerRuntime<R>(parent, runtimeFlags), self)
@@ -108,6 +110,9 @@ const makeApply = (
 
       let timedOut = false
       const deadline = queue.add(startedAt + limitMillis, () => {
+        // Work that has already finished is not timed out: its exit is on the
+        // way to the caller, which may not have run yet.
+        if (child.unsafePoll() !== null) return
         timedOut = true
         child.unsafeInterruptAsFork(parent.id())
       })
