@@ -157,6 +157,49 @@ describe("Bulkhead", () => {
       expect(yield* fieldOf({ dependency: "x", maxWait: "soon" as Duration.DurationInput })).toBe("maxWait")
     }))
 
+  it.scoped("a permit released in the instant a waiter's max wait fires goes to that waiter exactly once", () =>
+    Effect.gen(function*() {
+      // At 100 ms the holder releases its permit and the first waiter's max
+      // wait (100 ms) fires. Run in both orders: the holder's sleep that ends
+      // at 100 ms is registered either before or after the bulkhead's timer
+      // sleeps until the deadline, and TestClock wakes the later one first.
+      for (const releaseFirst of [true, false]) {
+        const outcome = yield* Effect.scoped(Effect.gen(function*() {
+          const bulkhead = yield* Bulkhead.make({ dependency: "reports", maxConcurrent: 1, maxWait: "100 millis" })
+          let running = 0
+          let peak = 0
+          const work = (name: string) =>
+            Effect.acquireUseRelease(
+              Effect.sync(() => peak = Math.max(peak, ++running)),
+              () => Effect.as(Effect.sleep("10 millis"), name),
+              () => Effect.sync(() => running--)
+            )
+          const hold = releaseFirst
+            ? Effect.zipRight(Effect.sleep("50 millis"), Effect.sleep("50 millis"))
+            : Effect.sleep("100 millis")
+          const holder = yield* Effect.fork(bulkhead.apply(hold))
+          const first = yield* Effect.fork(Effect.exit(bulkhead.apply(work("first"))))
+          yield* TestClock.adjust("60 millis")
+          // The second waiter's max wait ends at 160 ms: it gets the permit
+          // back only if the first waiter gives it back.
+          const second = yield* Effect.fork(Effect.exit(bulkhead.apply(work("second"))))
+          yield* TestClock.adjust("40 millis")
+          yield* Fiber.join(holder)
+          yield* TestClock.adjust("100 millis")
+          const exits = [yield* Fiber.join(first), yield* Fiber.join(second)]
+          expect(peak).toBe(1)
+          expect(bulkhead.unsafeStats()).toStrictEqual({ inFlight: 0, queued: 0, available: 1 })
+          return exits.map((exit) =>
+            Exit.isSuccess(exit) ? exit.value : Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error.limit : "other"
+          )
+        }))
+        // Released first: the first waiter takes the permit and its expiry
+        // is void; then the second gets it. Expired first: the first waiter
+        // is rejected and the permit goes to the second.
+        expect(outcome).toStrictEqual(releaseFirst ? ["first", "second"] : ["max-wait", "second"])
+      }
+    }))
+
   it.scoped("thousands of fibers interrupted at random points never exceed the limit and leak no permit", () =>
     Effect.gen(function*() {
       const maxConcurrent = 8
@@ -169,6 +212,7 @@ describe("Bulkhead", () => {
       let inside = 0
       let peak = 0
       let completed = 0
+      const outcomes = new Set<string>()
       const work = Effect.gen(function*() {
         inside++
         peak = Math.max(peak, inside)
@@ -198,10 +242,25 @@ describe("Bulkhead", () => {
         yield* TestClock.adjust("1 second")
         const exits = yield* Effect.forEach(fibers, Fiber.await)
         for (const exit of exits) {
-          if (Exit.isSuccess(exit)) {
-            // Effect.exit turned the call's own failure into a value
-            expect(["Success", "Failure"]).toContain(exit.value._tag)
+          // A fiber interrupted before its call ended has no call outcome.
+          if (Exit.isFailure(exit)) {
+            expect(Exit.isInterrupted(exit)).toBe(true)
+            continue
           }
+          // Every call ended as the work decided or with a rejection naming a
+          // limit that this bulkhead has: nothing else (no defect from the
+          // bulkhead, no "max-concurrent", which a queueing bulkhead never
+          // gives).
+          const call = exit.value
+          const shape = Exit.isSuccess(call)
+            ? call.value
+            : call.cause._tag === "Fail"
+            ? typeof call.cause.error === "string" ? call.cause.error : call.cause.error.limit
+            : call.cause._tag === "Die"
+            ? `die ${String(call.cause.defect)}`
+            : call.cause._tag
+          expect(["ok", "failed", "die died", "max-wait", "queue-full"]).toContain(shape)
+          outcomes.add(shape)
         }
         expect(peak).toBeLessThanOrEqual(maxConcurrent)
         expect(inside).toBe(0)
@@ -209,6 +268,7 @@ describe("Bulkhead", () => {
       }
       expect(completed).toBeGreaterThan(0)
       expect(peak).toBe(maxConcurrent)
+      expect([...outcomes].sort()).toStrictEqual(["die died", "failed", "max-wait", "ok", "queue-full"])
     }))
 
   it("each of its modules loads first and alone in a fresh Node process", async () => {

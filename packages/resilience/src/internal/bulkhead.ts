@@ -117,6 +117,7 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
       waiter.prev = undefined
       waiter.next = undefined
       queued--
+      // The one guard of the hand-over in the instant a max wait fires: see enqueue.
       if (waiter.deadline !== undefined) deadlines!.remove(waiter.deadline)
       reportQueued()
     }
@@ -145,8 +146,11 @@ export const make = (input: Bulkhead.Input): Effect.Effect<Bulkhead.Bulkhead, In
       queued++
       reportQueued()
       if (deadlines !== undefined) {
+        // The expiry runs only for a waiter still waiting: handing it a permit
+        // or letting it leave unlinks it, and unlinking removes its deadline
+        // in the same synchronous step, so an expiry can never take back a
+        // permit already handed over.
         waiter.deadline = deadlines.add(deadlines.now() + maxWaitMillis, () => {
-          if (waiter.state !== "waiting") return
           waiter.deadline = undefined
           unlink(waiter)
           waiter.state = "expired"
