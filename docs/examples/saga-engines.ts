@@ -34,10 +34,10 @@ const charge = Saga.step({
   success: Schema.String,
   run: (orderId: string) =>
     unanswered.has(orderId)
-      ? remote(`gateway: charge for ${orderId} -> read timeout`).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({}))))
+      ? remote(`gateway: charge for ${orderId} -> read timeout`).pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({}))))
       : remote(`gateway: charge for ${orderId}`).pipe(Effect.as(`ch-${orderId}`)),
   compensate: (chargeId) => remote(`gateway: refund ${chargeId}`),
-  checkStatus: (orderId) => remote(`gateway: status of ${orderId} -> processing`).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({})))),
+  checkStatus: (orderId) => remote(`gateway: status of ${orderId} -> processing`).pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({})))),
   checkStatusSchedule: { times: 1, spacing: "100 millis" }
 })
 

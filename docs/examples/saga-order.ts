@@ -1,6 +1,6 @@
 /**
  * Saga: an order reserves stock, charges the card and creates the shipment.
- * A charge whose response is lost (a read timeout) is `Saga.Unknown`: the
+ * A charge whose response is lost (a read timeout) is `Saga.UnknownOutcomeError`: the
  * saga asks the gateway's status API, and cancels when the status stays
  * unknown. A step that fails undoes the steps before it.
  *
@@ -41,13 +41,13 @@ const gateway = {
         payments.set(key, { chargeId: `ch-${orderId}`, status: script === "timeout, declined" ? "declined" : "approved" })
       }
       if (script === "approve") return { chargeId: `ch-${orderId}` }
-      return yield* Effect.fail(new Saga.Unknown({ message: "read timeout" }))
+      return yield* Effect.fail(new Saga.UnknownOutcomeError({ message: "read timeout" }))
     }),
   status: (key: string) =>
     Effect.gen(function*() {
       const payment = payments.get(key)
       yield* remote(`gateway: status of ${label(key)} -> ${payment?.status ?? "no such payment"}`)
-      if (payment === undefined) return yield* Effect.fail(new Saga.Unknown({ message: "no such payment (yet)" }))
+      if (payment === undefined) return yield* Effect.fail(new Saga.UnknownOutcomeError({ message: "no such payment (yet)" }))
       if (payment.status === "declined") return yield* Effect.fail(new PaymentDeclined({ reason: "insufficient funds" }))
       return { chargeId: payment.chargeId }
     }),
@@ -78,7 +78,7 @@ const charge = Saga.step({
   run: (order: { readonly orderId: string; readonly amount: number }, { idempotencyKey }) =>
     gateway.charge(order.orderId, order.amount, idempotencyKey),
   compensate: (charged, _order, { idempotencyKey }) => gateway.refund(charged.chargeId, idempotencyKey),
-  // Asked after Saga.Unknown, with the charge's own key.
+  // Asked after Saga.UnknownOutcomeError, with the charge's own key.
   checkStatus: (_order, { idempotencyKey }) => gateway.status(idempotencyKey),
   // Asked when the status is still unknown after the checks.
   cancel: (_order, { idempotencyKey }) => gateway.cancel(idempotencyKey),
@@ -119,7 +119,7 @@ const place = (orderId: string, script: Script) =>
     yield* Console.log(
       Either.match(result, {
         onRight: (value) => `  result: ${value}`,
-        onLeft: (error) => `  failed: ${error._tag}${error._tag === "NotApplied" ? ` (${error.reason})` : ""}`
+        onLeft: (error) => `  failed: ${error._tag}${error._tag === "NotAppliedError" ? ` (${error.reason})` : ""}`
       })
     )
     const status = yield* PlaceOrder.status(yield* PlaceOrder.executionId(order))

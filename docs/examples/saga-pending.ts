@@ -35,10 +35,10 @@ const charge = Saga.step({
   success: Charged,
   error: PaymentDeclined,
   run: (_orderId: string) =>
-    remote("gateway: charge -> read timeout").pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({ message: "read timeout" })))),
+    remote("gateway: charge -> read timeout").pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({ message: "read timeout" })))),
   compensate: (charged) => remote(`gateway: refund ${charged.chargeId}`),
   checkStatus: (_orderId) =>
-    remote("gateway: status -> processing").pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({ message: "processing" })))),
+    remote("gateway: status -> processing").pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({ message: "processing" })))),
   // no `cancel`: this gateway has no cancel API
   checkStatusSchedule: { times: 3, spacing: "100 millis" }
 })
@@ -138,7 +138,7 @@ const program = Effect.gen(function*() {
 
   // Reconciling another step than the one it is parked on changes nothing.
   const wrong = yield* Effect.flip(PlaceOrder.reconcile(executions.get("o-9")!, reserve, { _tag: "NotApplied" }))
-  yield* Console.log(`  reconcile "reserve" -> ${wrong._tag === "NotParked" ? `NotParked (${wrong.state})` : wrong.message}`)
+  yield* Console.log(`  reconcile "reserve" -> ${wrong._tag === "NotParkedError" ? `NotParkedError (${wrong.state})` : wrong.message}`)
 
   // The next report still has no o-9 charge, and the gateway confirms it
   // never processed one: not applied.

@@ -31,7 +31,7 @@ const charge = Saga.step({
   name: "charge",
   success: Schema.String,
   run: (orderId: string) =>
-    remote(`gateway: charge for ${orderId} -> read timeout`).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({}))))
+    remote(`gateway: charge for ${orderId} -> read timeout`).pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({}))))
 })
 
 // Release 2 renames it "payment" (and the gateway answers again).
@@ -106,7 +106,7 @@ const program = Effect.gen(function*() {
 
   yield* Console.log("\nrelease 2, as first written: checkJournal at start")
   const error = yield* Effect.flip(Saga.checkJournal([PlaceOrderRenamed]).pipe(Effect.provide(engine)))
-  if (error._tag === "UnknownJournalEntries") {
+  if (error._tag === "UnknownJournalEntriesError") {
     for (const entry of error.entries) {
       yield* Console.log(`  ${entry.saga} ${orders.get(entry.executionId)}: "${entry.entry}" belongs to no declared step`)
     }

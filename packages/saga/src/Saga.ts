@@ -5,7 +5,7 @@
  * activity; a step that succeeded registers its compensation, and when a later
  * step fails the compensations run in reverse order, each as a durable
  * activity of its own (`compensate:<step>`) with its own retry policy. A step
- * whose outcome is unknown (`Saga.Unknown`) is resolved by asking
+ * whose outcome is unknown (`Saga.UnknownOutcomeError`) is resolved by asking
  * (`checkStatus`, on a durable schedule), never by guessing.
  *
  * Steps run at least once: each gets a stable idempotency key to send to the
@@ -64,12 +64,14 @@ export declare const SagaTypeId: unique symbol
  * A step's outcome is unknown: the call may or may not have taken effect (a
  * read timeout on a non-idempotent call). Fail a step's `run` (or
  * `checkStatus`) with it; the saga then asks `checkStatus` on a durable
- * schedule. `Unknown` is never retried by the step's `retry` policy.
+ * schedule. `UnknownOutcomeError` is never retried by the step's `retry` policy.
  *
  * @since 0.1.0
  * @category Errors
  */
-export class Unknown extends Schema.TaggedError<Unknown>("@breakwater/saga/Unknown")("Unknown", {
+export class UnknownOutcomeError extends Schema.TaggedError<UnknownOutcomeError>("@breakwater/saga/UnknownOutcomeError")(
+  "UnknownOutcomeError",
+   {
   message: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect)
 }) {}
@@ -107,7 +109,7 @@ export class DuplicateStepError extends Schema.TaggedError<DuplicateStepError>("
  * @since 0.1.0
  * @category Errors
  */
-export class Pending extends Schema.TaggedError<Pending>("@breakwater/saga/Pending")("Pending", {
+export class PendingError extends Schema.TaggedError<PendingError>("@breakwater/saga/PendingError")("PendingError", {
   saga: Schema.String,
   step: Schema.String,
   checks: Schema.Number
@@ -126,8 +128,8 @@ export class Pending extends Schema.TaggedError<Pending>("@breakwater/saga/Pendi
  * @since 0.1.0
  * @category Errors
  */
-export class NeedsAttention extends Schema.TaggedError<NeedsAttention>("@breakwater/saga/NeedsAttention")(
-  "NeedsAttention",
+export class NeedsAttentionError extends Schema.TaggedError<NeedsAttentionError>("@breakwater/saga/NeedsAttentionError")(
+  "NeedsAttentionError",
   {
     saga: Schema.String,
     step: Schema.String,
@@ -143,8 +145,8 @@ export class NeedsAttention extends Schema.TaggedError<NeedsAttention>("@breakwa
  * @since 0.1.0
  * @category Errors
  */
-export class CompensationFailed extends Schema.TaggedError<CompensationFailed>("@breakwater/saga/CompensationFailed")(
-  "CompensationFailed",
+export class CompensationFailedError extends Schema.TaggedError<CompensationFailedError>("@breakwater/saga/CompensationFailedError")(
+  "CompensationFailedError",
   {
     step: Schema.String,
     cause: Schema.Defect
@@ -160,7 +162,7 @@ export class CompensationFailed extends Schema.TaggedError<CompensationFailed>("
  * @since 0.1.0
  * @category Errors
  */
-export class NotApplied extends Schema.TaggedError<NotApplied>("@breakwater/saga/NotApplied")("NotApplied", {
+export class NotAppliedError extends Schema.TaggedError<NotAppliedError>("@breakwater/saga/NotAppliedError")("NotAppliedError", {
   saga: Schema.String,
   step: Schema.String,
   reason: Schema.Literal("cancelled", "reconciled")
@@ -181,7 +183,7 @@ export class NotApplied extends Schema.TaggedError<NotApplied>("@breakwater/saga
  * @since 0.1.0
  * @category Errors
  */
-export class NotParked extends Schema.TaggedError<NotParked>("@breakwater/saga/NotParked")("NotParked", {
+export class NotParkedError extends Schema.TaggedError<NotParkedError>("@breakwater/saga/NotParkedError")("NotParkedError", {
   saga: Schema.String,
   executionId: Schema.String,
   expected: Schema.String,
@@ -218,9 +220,9 @@ export class UnknownJournalEntry extends Schema.TaggedClass<UnknownJournalEntry>
  * @since 0.1.0
  * @category Errors
  */
-export class UnknownJournalEntries extends Schema.TaggedError<UnknownJournalEntries>(
-  "@breakwater/saga/UnknownJournalEntries"
-)("UnknownJournalEntries", {
+export class UnknownJournalEntriesError extends Schema.TaggedError<UnknownJournalEntriesError>(
+  "@breakwater/saga/UnknownJournalEntriesError"
+)("UnknownJournalEntriesError", {
   entries: Schema.Array(UnknownJournalEntry)
 }) {
   /**
@@ -242,7 +244,7 @@ export class UnknownJournalEntries extends Schema.TaggedError<UnknownJournalEntr
  * @since 0.1.0
  * @category Errors
  */
-export type SagaError = DuplicateStepError | NotApplied
+export type SagaError = DuplicateStepError | NotAppliedError
 
 // -----------------------------------------------------------------------------
 // Steps
@@ -291,28 +293,28 @@ export interface StepOptions<
   readonly name: Name
   readonly success: Success
   readonly error?: Error | undefined
-  readonly run: (input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | Unknown, R>
+  readonly run: (input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | UnknownOutcomeError, R>
   /** Registered only once the step succeeded; runs as the activity `compensate:<name>`. */
   readonly compensate?:
     | ((result: Success["Type"], input: I, context: CompensationContext) => Effect.Effect<void, unknown, RC>)
     | undefined
-  /** Retries of `run` inside its activity (never on `Unknown`). Default: none. */
-  readonly retry?: Schedule.Schedule<unknown, Error["Type"] | Unknown> | undefined
+  /** Retries of `run` inside its activity (never on `UnknownOutcomeError`). Default: none. */
+  readonly retry?: Schedule.Schedule<unknown, Error["Type"] | UnknownOutcomeError> | undefined
   /** Retries of `compensate`. Default: exponential backoff from 1 s, full jitter, 5 retries. */
   readonly compensationRetry?: Schedule.Schedule<unknown, unknown> | undefined
-  /** Asked after `Unknown`: succeed (continue), fail (compensate) or `Unknown` again. */
+  /** Asked after `UnknownOutcomeError`: succeed (continue), fail (compensate) or `UnknownOutcomeError` again. */
   readonly checkStatus?:
-    | ((input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | Unknown, RS>)
+    | ((input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | UnknownOutcomeError, RS>)
     | undefined
   /**
    * Asked when the outcome is still unknown after the checks (or at once
    * without `checkStatus`): cancels the operation if it happened. Cancelling
    * nothing must succeed. Success means the step is not applied: the saga
-   * compensates the steps before it and fails with `NotApplied`; a failure
+   * compensates the steps before it and fails with `NotAppliedError`; a failure
    * leaves the outcome unknown and parks the saga as `pending`. Runs as the
    * activity `cancel:<name>`.
    */
-  readonly cancel?: ((input: I, context: StepContext) => Effect.Effect<void, Error["Type"] | Unknown, RX>) | undefined
+  readonly cancel?: ((input: I, context: StepContext) => Effect.Effect<void, Error["Type"] | UnknownOutcomeError, RX>) | undefined
   /** Default: 3 checks, 5 seconds apart, slept on the workflow's DurableClock. */
   readonly checkStatusSchedule?: {
     readonly times?: number | undefined
@@ -329,16 +331,16 @@ export interface Step<Name extends string, I, Success extends Schema.Schema.Any,
   readonly name: Name
   readonly success: Success
   readonly error: Error
-  readonly run: (input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | Unknown, R>
+  readonly run: (input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | UnknownOutcomeError, R>
   readonly compensate:
     | ((result: Success["Type"], input: I, context: CompensationContext) => Effect.Effect<void, unknown, R>)
     | undefined
-  readonly retry: Schedule.Schedule<unknown, Error["Type"] | Unknown> | undefined
+  readonly retry: Schedule.Schedule<unknown, Error["Type"] | UnknownOutcomeError> | undefined
   readonly compensationRetry: Schedule.Schedule<unknown, unknown>
   readonly checkStatus:
-    | ((input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | Unknown, R>)
+    | ((input: I, context: StepContext) => Effect.Effect<Success["Type"], Error["Type"] | UnknownOutcomeError, R>)
     | undefined
-  readonly cancel: ((input: I, context: StepContext) => Effect.Effect<void, Error["Type"] | Unknown, R>) | undefined
+  readonly cancel: ((input: I, context: StepContext) => Effect.Effect<void, Error["Type"] | UnknownOutcomeError, R>) | undefined
   readonly checkStatusSchedule: { readonly times: number; readonly spacing: Duration.Duration }
 }
 
@@ -364,7 +366,7 @@ export interface Step<Name extends string, I, Success extends Schema.Schema.Any,
  *       ? Effect.fail(new Declined({ reason: "limit" }))
  *       : Effect.succeed({ chargeId: `ch-${idempotencyKey}` }),
  *   compensate: (charged) => Effect.log(`refund ${charged.chargeId}`),
- *   // after a read timeout (`Saga.Unknown`): ask, 3 times, 5 s apart
+ *   // after a read timeout (`Saga.UnknownOutcomeError`): ask, 3 times, 5 s apart
  *   checkStatus: (_input, { idempotencyKey }) => Effect.succeed({ chargeId: `ch-${idempotencyKey}` }),
  *   // still unknown: cancel (cancelling nothing succeeds)
  *   cancel: (_input, { idempotencyKey }) => Effect.log(`cancel ${idempotencyKey}`)
@@ -410,7 +412,7 @@ export const run: <Name extends string, I, Success extends Schema.Schema.Any, Er
   input: I
 ) => Effect.Effect<
   Success["Type"],
-  Error["Type"] | NotApplied | DuplicateStepError,
+  Error["Type"] | NotAppliedError | DuplicateStepError,
   R | Success["Context"] | Error["Context"] | SagaRuntime | WorkflowEngine | WorkflowInstance
 > = internal.run
 
@@ -477,7 +479,7 @@ export interface Options<
  * @category Models
  */
 export type ErrorSchema<Error extends Schema.Schema.All> = Schema.Union<
-  [Error, typeof DuplicateStepError, typeof NotApplied]
+  [Error, typeof DuplicateStepError, typeof NotAppliedError]
 >
 
 /**
@@ -500,10 +502,10 @@ export type ErrorSchema<Error extends Schema.Schema.All> = Schema.Union<
 export type Status<A, E> =
   | { readonly _tag: "Running" }
   | { readonly _tag: "Compensating" }
-  | { readonly _tag: "NeedsAttention"; readonly attempt: number; readonly error: NeedsAttention }
-  | { readonly _tag: "Pending"; readonly attempt: number; readonly error: Pending }
+  | { readonly _tag: "NeedsAttention"; readonly attempt: number; readonly error: NeedsAttentionError }
+  | { readonly _tag: "Pending"; readonly attempt: number; readonly error: PendingError }
   | { readonly _tag: "Completed"; readonly value: A }
-  | { readonly _tag: "Compensated"; readonly error: E | NotApplied }
+  | { readonly _tag: "Compensated"; readonly error: E | NotAppliedError }
   | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
 
 /**
@@ -561,17 +563,17 @@ export interface Saga<
   /** Operator: runs the failed compensation of a `needs-attention` saga again, then the remaining ones. */
   readonly retryCompensation: (
     executionId: string
-  ) => Effect.Effect<void, NotParked | SagaIndexError, WorkflowEngine | SagaIndex>
+  ) => Effect.Effect<void, NotParkedError | SagaIndexError, WorkflowEngine | SagaIndex>
   /** Operator: records that the failed compensation was done by hand; the remaining ones then run. */
   readonly markResolved: (
     executionId: string
-  ) => Effect.Effect<void, NotParked | SagaIndexError, WorkflowEngine | SagaIndex>
+  ) => Effect.Effect<void, NotParkedError | SagaIndexError, WorkflowEngine | SagaIndex>
   /** Reconciles a `pending` saga's unknown step: applied (the saga continues), not applied (it compensates), recheck. */
   readonly reconcile: <S extends Schema.Schema.Any>(
     executionId: string,
     step: Step<string, any, S, any, any>,
     outcome: Reconciliation<S["Type"]>
-  ) => Effect.Effect<void, NotParked | SagaIndexError, WorkflowEngine | SagaIndex | S["Context"]>
+  ) => Effect.Effect<void, NotParkedError | SagaIndexError, WorkflowEngine | SagaIndex | S["Context"]>
 }
 
 /**
@@ -667,7 +669,7 @@ export const unknownJournalEntries: (
 
 /**
  * Checks the index against the given definitions (`unknownJournalEntries`)
- * and fails with `UnknownJournalEntries` (default) or logs a warning listing
+ * and fails with `UnknownJournalEntriesError` (default) or logs a warning listing
  * each entry (`onUnknown: "warn"`). Run it when the service starts.
  *
  * @example
@@ -697,4 +699,4 @@ export const unknownJournalEntries: (
 export const checkJournal: (
   sagas: ReadonlyArray<Any>,
   options?: { readonly onUnknown?: "fail" | "warn" | undefined }
-) => Effect.Effect<void, UnknownJournalEntries | SagaIndexError, SagaIndex> = internal.checkJournal
+) => Effect.Effect<void, UnknownJournalEntriesError | SagaIndexError, SagaIndex> = internal.checkJournal

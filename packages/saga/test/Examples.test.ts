@@ -20,7 +20,7 @@ const charge = Saga.step({
   name: "charge",
   success: Schema.Struct({ chargeId: Schema.String }),
   error: Declined,
-  // a read timeout would be `Effect.fail(new Saga.Unknown({ message: "read timeout" }))`
+  // a read timeout would be `Effect.fail(new Saga.UnknownOutcomeError({ message: "read timeout" }))`
   run: (input: { amount: number }, { idempotencyKey }) => Effect.succeed({ chargeId: `ch-${idempotencyKey}-${input.amount}` }),
   compensate: (charged, _input, { idempotencyKey }) => Effect.log(`refund ${charged.chargeId} (key ${idempotencyKey})`),
   checkStatus: (_input, { idempotencyKey }) => Effect.succeed({ chargeId: `ch-${idempotencyKey}` })

@@ -161,7 +161,7 @@ const freshDatabase = (adminUrl: string) =>
 /**
  * Until this runner holds every shard (300, the default). A saga started
  * before then has no runner to go to yet: its result is then read back from
- * the database rather than handed over in memory, and `NeedsAttention.failure`
+ * the database rather than handed over in memory, and `NeedsAttentionError.failure`
  * (a `Schema.Defect`) comes back as a plain Error instead of the saga's error.
  * The suite compares it with the error itself, as it does on SQLite, where
  * the single runner has its shards before the first saga starts.

@@ -257,7 +257,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           const { executionId } = yield* startUntil(S, { orderId: "o1" }, isParked)
           // acting on the wrong state changes nothing
           const wrong = yield* Effect.flip(S.markResolved("no-such-execution"))
-          expect(wrong._tag).toBe("NotParked")
+          expect(wrong._tag).toBe("NotParkedError")
           yield* S.markResolved(executionId)
           expect((yield* settle(S, executionId, isDone))?._tag).toBe("Compensated")
           expect(log.filter((l) => l.startsWith("undo"))).toStrictEqual([
@@ -269,7 +269,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           ])
           const notParked = yield* Effect.flip(S.retryCompensation(executionId))
           expect(notParked).toStrictEqual(
-            new Saga.NotParked({ saga: "attention", executionId, expected: "needs-attention", state: "compensated" })
+            new Saga.NotParkedError({ saga: "attention", executionId, expected: "needs-attention", state: "compensated" })
           )
         }).pipe(withEngine(S.layer))
       })
@@ -327,7 +327,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
                 ranAt = now
                 log.push("run charge")
               }),
-              Effect.zipRight(Effect.fail(new Saga.Unknown({ message: "read timeout" })))
+              Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({ message: "read timeout" })))
             ),
           compensate: () => Effect.sync(() => log.push("undo charge")),
           checkStatus: () =>
@@ -337,7 +337,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
               log.push(`check +${now - ranAt} ${answer}`)
               if (answer === "ok") return "charged"
               if (answer === "declined") return yield* Effect.fail(new OrderFailed({ step: "charge" }))
-              return yield* Effect.fail(new Saga.Unknown({}))
+              return yield* Effect.fail(new Saga.UnknownOutcomeError({}))
             })
         })
       }
@@ -387,7 +387,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           expect(status).toStrictEqual({
             _tag: "Pending",
             attempt: 1,
-            error: new Saga.Pending({ saga: "unknown", step: "charge", checks: 3 })
+            error: new Saga.PendingError({ saga: "unknown", step: "charge", checks: 3 })
           })
           expect(log).toStrictEqual([
             "run reserve",
@@ -429,12 +429,12 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
         return Effect.gen(function*() {
           const { executionId } = yield* startUntil(S, { orderId: "o1" }, isPending)
           const wrongStep = yield* Effect.flip(S.reconcile(executionId, logged([], "reserve"), { _tag: "NotApplied" }))
-          expect(wrongStep._tag).toBe("NotParked")
+          expect(wrongStep._tag).toBe("NotParkedError")
           yield* S.reconcile(executionId, charge, { _tag: "NotApplied" })
           const status = yield* settle(S, executionId, (s) => s?._tag === "Compensated")
           expect(status).toStrictEqual({
             _tag: "Compensated",
-            error: new Saga.NotApplied({ saga: "unknown", step: "charge", reason: "reconciled" })
+            error: new Saga.NotAppliedError({ saga: "unknown", step: "charge", reason: "reconciled" })
           })
           expect(log.slice(-1)).toStrictEqual(["undo reserve reserve(o1)"])
         }).pipe(withEngine(S.layer))
@@ -451,7 +451,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           expect(again).toStrictEqual({
             _tag: "Pending",
             attempt: 2,
-            error: new Saga.Pending({ saga: "unknown", step: "charge", checks: 6 })
+            error: new Saga.PendingError({ saga: "unknown", step: "charge", checks: 6 })
           })
           expect(log.filter((l) => l.startsWith("check")).length).toBe(6)
         }).pipe(withEngine(S.layer))
@@ -464,14 +464,14 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
             name: "charge",
             success: Schema.String,
             error: OrderFailed,
-            run: (_: string) => Effect.sync(() => log.push("run charge")).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({})))),
+            run: (_: string) => Effect.sync(() => log.push("run charge")).pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({})))),
             compensate: () => Effect.sync(() => log.push("undo charge")),
             checkStatus: checkStatus
-              ? () => Effect.sync(() => log.push("check")).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({}))))
+              ? () => Effect.sync(() => log.push("check")).pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({}))))
               : undefined,
             cancel: (_, { idempotencyKey }) =>
               Effect.sync(() => log.push(`cancel ${idempotencyKey.length > 0}`)).pipe(
-                Effect.zipRight(answer === "cancelled" ? Effect.void : Effect.fail(new Saga.Unknown({})))
+                Effect.zipRight(answer === "cancelled" ? Effect.void : Effect.fail(new Saga.UnknownOutcomeError({})))
               )
           })
           return Saga.make({ name: "cancel", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
@@ -486,7 +486,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           const S = cancelling(log, "cancelled", true)
           return Effect.gen(function*() {
             const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
-            expect(failureOf(exit)).toStrictEqual(new Saga.NotApplied({ saga: "cancel", step: "charge", reason: "cancelled" }))
+            expect(failureOf(exit)).toStrictEqual(new Saga.NotAppliedError({ saga: "cancel", step: "charge", reason: "cancelled" }))
             expect(log).toStrictEqual(["run reserve", "run charge", "check", "check", "check", "cancel true", "undo reserve reserve(o1)"])
           }).pipe(withEngine(S.layer))
         })
@@ -499,7 +499,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
             expect(status).toStrictEqual({
               _tag: "Pending",
               attempt: 1,
-              error: new Saga.Pending({ saga: "cancel", step: "charge", checks: 0 })
+              error: new Saga.PendingError({ saga: "cancel", step: "charge", checks: 0 })
             })
             expect(log).toStrictEqual(["run reserve", "run charge", "cancel true"])
           }).pipe(withEngine(S.layer))
@@ -511,7 +511,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
         const charge = Saga.step({
           name: "charge",
           success: Schema.String,
-          run: (_: string) => Effect.sync(() => log.push("run")).pipe(Effect.zipRight(Effect.fail(new Saga.Unknown({})))),
+          run: (_: string) => Effect.sync(() => log.push("run")).pipe(Effect.zipRight(Effect.fail(new Saga.UnknownOutcomeError({})))),
           retry: Schedule.recurs(5)
         })
         const S = Saga.make({ name: "no-blind-retry", payload: Order, idempotencyKey: (o) => o.orderId }, (o) =>
@@ -521,7 +521,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           expect(status).toStrictEqual({
             _tag: "Pending",
             attempt: 1,
-            error: new Saga.Pending({ saga: "no-blind-retry", step: "charge", checks: 0 })
+            error: new Saga.PendingError({ saga: "no-blind-retry", step: "charge", checks: 0 })
           })
           expect(log).toStrictEqual(["run"])
         }).pipe(withEngine(S.layer))
@@ -537,7 +537,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           Saga.run(a, o.orderId))
         const Ko = Saga.make({ name: "ko", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
           Effect.asVoid(Saga.run(b, o.orderId)))
-        const stuck = Saga.step({ name: "stuck", success: Schema.String, run: (_: string) => Effect.fail(new Saga.Unknown({})) })
+        const stuck = Saga.step({ name: "stuck", success: Schema.String, run: (_: string) => Effect.fail(new Saga.UnknownOutcomeError({})) })
         const Stuck = Saga.make({ name: "stuck", payload: Order, idempotencyKey: (o) => o.orderId }, (o) =>
           Effect.asVoid(Saga.run(stuck, o.orderId)))
         return Effect.gen(function*() {
@@ -579,7 +579,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
       })
 
       it.effect("reports journal entries of sagas and steps the code no longer knows", () => {
-        const charge = Saga.step({ name: "charge", success: Schema.String, run: (_: string) => Effect.fail(new Saga.Unknown({})) })
+        const charge = Saga.step({ name: "charge", success: Schema.String, run: (_: string) => Effect.fail(new Saga.UnknownOutcomeError({})) })
         const V1 = Saga.make({ name: "order", payload: Order, idempotencyKey: (o) => o.orderId, steps: [charge] }, (o) =>
           Effect.asVoid(Saga.run(charge, o.orderId)))
         // the next version renamed the step while a saga was parked on it
@@ -596,7 +596,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
             new Saga.UnknownJournalEntry({ saga: "order", executionId, entry: undefined })
           ])
           const error = yield* Effect.flip(Saga.checkJournal([V2]))
-          assert(error._tag === "UnknownJournalEntries")
+          assert(error._tag === "UnknownJournalEntriesError")
           expect(error.message).toContain(`journal entry "step:charge" belongs to no declared step`)
           yield* Saga.checkJournal([V2], { onUnknown: "warn" })
         }).pipe(withEngine(V1.layer))

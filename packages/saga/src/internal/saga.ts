@@ -65,7 +65,7 @@ const reconcileDeferred = <S extends Schema.Schema.Any>(step: string, success: S
 
 interface Compensation {
   readonly step: string
-  readonly activity: (attempt: number) => Effect.Effect<void, Saga.CompensationFailed, WorkflowEngine | WorkflowInstance>
+  readonly activity: (attempt: number) => Effect.Effect<void, Saga.CompensationFailedError, WorkflowEngine | WorkflowInstance>
 }
 
 interface Runtime {
@@ -183,7 +183,6 @@ const describeDefect = (u: unknown): string => {
 }
 
 const describe = (u: unknown): string => {
-  if (Predicate.isTagged(u, "Unknown")) return "Unknown"
   if (Predicate.hasProperty(u, "_tag") && typeof u._tag === "string") return u._tag
   return String(Cause.isCause(u) ? Cause.pretty(u) : u)
 }
@@ -223,9 +222,9 @@ export const step = <
   }
 })
 
-const isUnknown = (u: unknown): boolean => Predicate.isTagged(u, "Unknown")
+const isUnknown = (u: unknown): boolean => Predicate.isTagged(u, "UnknownOutcomeError")
 
-/** Each step's error Schema with `Unknown`, built once per step. */
+/** Each step's error Schema with `UnknownOutcomeError`, built once per step. */
 const errorSchemas = new WeakMap<object, Schema.Schema.All>()
 
 /** @internal */
@@ -234,11 +233,11 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
   input: I
 ): Effect.Effect<
   Success["Type"],
-  Error["Type"] | Saga.NotApplied | Saga.DuplicateStepError,
+  Error["Type"] | Saga.NotAppliedError | Saga.DuplicateStepError,
   R | Success["Context"] | Error["Context"] | Saga.SagaRuntime | WorkflowEngine | WorkflowInstance
 > =>
   Effect.gen(function*() {
-    const { DuplicateStepError, NotApplied, Pending, Unknown } = Saga
+    const { DuplicateStepError, NotAppliedError, PendingError, UnknownOutcomeError } = Saga
     const runtime = yield* SagaRuntime
     if (runtime.used.has(self.name)) {
       return yield* Effect.fail(new DuplicateStepError({ saga: runtime.saga, step: self.name }))
@@ -259,7 +258,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
     }
     let error = errorSchemas.get(self)
     if (error === undefined) {
-      error = Schema.Union(self.error, Unknown)
+      error = Schema.Union(self.error, UnknownOutcomeError)
       errorSchemas.set(self, error)
     }
     const attempt = self.run(input, context)
@@ -332,16 +331,16 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
           detail: Either.isLeft(cancelled) ? describe(cancelled.left) : undefined
         })
         if (Either.isRight(cancelled)) {
-          return yield* Effect.fail(new NotApplied({ saga: runtime.saga, step: self.name, reason: "cancelled" }))
+          return yield* Effect.fail(new NotAppliedError({ saga: runtime.saga, step: self.name, reason: "cancelled" }))
         }
       }
       // still unknown: park as pending until it is reconciled
       for (let parked = 1; Option.isNone(resolved); parked++) {
-        const pending = new Pending({ saga: runtime.saga, step: self.name, checks })
+        const pending = new PendingError({ saga: runtime.saga, step: self.name, checks })
         yield* index.transition("pending", {
           step: self.name,
           attempt: parked,
-          detail: JSON.stringify(Schema.encodeSync(Pending)(pending))
+          detail: JSON.stringify(Schema.encodeSync(PendingError)(pending))
         })
         const decision = (yield* DurableDeferred.await(
           reconcileDeferred(self.name, self.success, parked)
@@ -357,7 +356,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
         if (decision._tag === "Applied") {
           resolved = Option.some(decision.value)
         } else if (decision._tag === "NotApplied") {
-          return yield* Effect.fail(new NotApplied({ saga: runtime.saga, step: self.name, reason: "reconciled" }))
+          return yield* Effect.fail(new NotAppliedError({ saga: runtime.saga, step: self.name, reason: "reconciled" }))
         } else {
           resolved = yield* checkRound
         }
@@ -368,7 +367,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
     const compensate = self.compensate
     if (compensate !== undefined) {
       const stepIdempotencyKey = idempotencyKey
-      const { CompensationFailed } = Saga
+      const { CompensationFailedError } = Saga
       runtime.compensations.push({
         step: self.name,
         // built, and its key hashed, only if it runs
@@ -376,7 +375,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
           Effect.flatMap(Activity.idempotencyKey(journalNames.compensate(self.name)), (compensationKey) =>
           Activity.make({
             name: journalNames.compensate(self.name, attempt),
-            error: CompensationFailed,
+            error: CompensationFailedError,
             execute: compensate(value, input, {
               saga: runtime.saga,
               executionId: runtime.executionId,
@@ -387,10 +386,10 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
             }).pipe(
               Effect.retry(self.compensationRetry),
               Effect.catchAllCause((cause) =>
-                Effect.fail(new CompensationFailed({ step: self.name, cause: Cause.squash(cause) }))
+                Effect.fail(new CompensationFailedError({ step: self.name, cause: Cause.squash(cause) }))
               )
             )
-          })) as Effect.Effect<void, Saga.CompensationFailed, WorkflowEngine | WorkflowInstance>
+          })) as Effect.Effect<void, Saga.CompensationFailedError, WorkflowEngine | WorkflowInstance>
       })
     }
     return value
@@ -403,7 +402,7 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
 /** Runs the compensations in reverse order; parks on an operator when one still fails. */
 const compensateAll = (runtime: Runtime, failure: unknown) =>
   Effect.gen(function*() {
-    const { NeedsAttention } = Saga
+    const { NeedsAttentionError } = Saga
     const index = runtime.index
     const stack = runtime.compensations.slice().reverse()
     yield* index.transition("compensating", { detail: describe(failure) })
@@ -420,7 +419,7 @@ const compensateAll = (runtime: Runtime, failure: unknown) =>
           detail: Exit.isFailure(compensated) ? describe(causeOf(compensated.cause)) : undefined
         })
         if (Exit.isSuccess(compensated)) break
-        const attention = new NeedsAttention({
+        const attention = new NeedsAttentionError({
           saga: runtime.saga,
           step: compensation.step,
           cause: causeOf(compensated.cause),
@@ -430,8 +429,8 @@ const compensateAll = (runtime: Runtime, failure: unknown) =>
         yield* index.transition("needs-attention", {
           step: compensation.step,
           attempt,
-          detail: json(NeedsAttention, attention, (a) =>
-            new NeedsAttention({ ...a, cause: describeDefect(a.cause), failure: describeDefect(a.failure) }))
+          detail: json(NeedsAttentionError, attention, (a) =>
+            new NeedsAttentionError({ ...a, cause: describeDefect(a.cause), failure: describeDefect(a.failure) }))
         })
         const decision = yield* DurableDeferred.await(operatorDeferred(compensation.step, attempt))
         yield* index.record({
@@ -447,7 +446,7 @@ const compensateAll = (runtime: Runtime, failure: unknown) =>
     }
   })
 
-const causeOf = (cause: Cause.Cause<Saga.CompensationFailed>): unknown =>
+const causeOf = (cause: Cause.Cause<Saga.CompensationFailedError>): unknown =>
   Option.match(Cause.failureOption(cause), {
     onNone: () => Cause.squash(cause),
     onSome: (failed) => failed.cause
@@ -467,7 +466,7 @@ export const make = <
     executionId: string
   ) => Effect.Effect<Success["Type"], Error["Type"] | Saga.SagaError, R>
 ): Saga.Saga<Name, Saga.PayloadSchema<Payload>, Success, Error, Saga.Requirements<R>> => {
-  const { DuplicateStepError, NotApplied } = Saga
+  const { DuplicateStepError, NotAppliedError } = Saga
   let declared: ReadonlySet<string> | undefined
   if (options.steps !== undefined) {
     const names = new Set<string>()
@@ -477,7 +476,7 @@ export const make = <
     }
     declared = names
   }
-  const errorSchema = Schema.Union(options.error ?? (Schema.Never as any as Error), DuplicateStepError, NotApplied)
+  const errorSchema = Schema.Union(options.error ?? (Schema.Never as any as Error), DuplicateStepError, NotAppliedError)
   const workflow = Workflow.make({
     name: options.name,
     payload: options.payload,
@@ -522,11 +521,11 @@ export const make = <
 
   const parked = (executionId: string, state: SagaIndexApi.State) =>
     Effect.gen(function*() {
-      const { NotParked } = Saga
+      const { NotParkedError } = Saga
       const entry = yield* (yield* SagaIndexApi.SagaIndex).get(executionId)
       if (Option.isNone(entry) || entry.value.state !== state || entry.value.step === undefined) {
         return yield* Effect.fail(
-          new NotParked({
+          new NotParkedError({
             saga: options.name,
             executionId,
             expected: state,
@@ -570,9 +569,9 @@ export const make = <
       Effect.gen(function*() {
         const entry = yield* parked(executionId, "pending")
         if (entry.step !== s.name) {
-          const { NotParked } = Saga
+          const { NotParkedError } = Saga
           return yield* Effect.fail(
-            new NotParked({ saga: options.name, executionId, expected: "pending", state: `pending on step "${entry.step}"` })
+            new NotParkedError({ saga: options.name, executionId, expected: "pending", state: `pending on step "${entry.step}"` })
           )
         }
         const deferred = reconcileDeferred(s.name, s.success, entry.attempt)
@@ -614,15 +613,15 @@ const parse = <A>(schema: Schema.Schema<A, any, never>, detail: string | undefin
 }
 
 const fromIndex = (entry: SagaIndexApi.Entry): Saga.Status<unknown, unknown> => {
-  const { NeedsAttention, Pending } = Saga
+  const { NeedsAttentionError, PendingError } = Saga
   const step = entry.step ?? "<unknown>"
   switch (entry.state) {
     case "needs-attention":
       return {
         _tag: "NeedsAttention",
         attempt: entry.attempt,
-        error: parse(NeedsAttention, entry.detail, () =>
-          new NeedsAttention({
+        error: parse(NeedsAttentionError, entry.detail, () =>
+          new NeedsAttentionError({
             saga: entry.saga,
             step,
             cause: `undecodable index detail: ${entry.detail}`,
@@ -634,7 +633,7 @@ const fromIndex = (entry: SagaIndexApi.Entry): Saga.Status<unknown, unknown> => 
       return {
         _tag: "Pending",
         attempt: entry.attempt,
-        error: parse(Pending, entry.detail, () => new Pending({ saga: entry.saga, step, checks: 0 }))
+        error: parse(PendingError, entry.detail, () => new PendingError({ saga: entry.saga, step, checks: 0 }))
       }
     case "compensating":
       return { _tag: "Compensating" }
@@ -677,10 +676,10 @@ export const unknownJournalEntries = (sagas: ReadonlyArray<Saga.Any>) =>
 /** @internal */
 export const checkJournal = (sagas: ReadonlyArray<Saga.Any>, options?: { readonly onUnknown?: "fail" | "warn" | undefined }) =>
   Effect.gen(function*() {
-    const { UnknownJournalEntries } = Saga
+    const { UnknownJournalEntriesError } = Saga
     const found = yield* unknownJournalEntries(sagas)
     if (found.length === 0) return
-    const error = new UnknownJournalEntries({ entries: found })
+    const error = new UnknownJournalEntriesError({ entries: found })
     if ((options?.onUnknown ?? "fail") === "fail") return yield* Effect.fail(error)
     yield* Effect.logWarning(error.message)
   })
