@@ -145,6 +145,16 @@ describe("Timeout", () => {
       expect(yield* policy.apply(interruptible)).toBe(true)
       expect(yield* Effect.uninterruptible(policy.apply(interruptible))).toBe(false)
       expect(yield* Effect.uninterruptible(policy.apply(Effect.zipRight(Effect.sleep(0), interruptible)))).toBe(false)
+      // Uninterruptible work past the limit runs to its end, then the call
+      // fails with TimeoutError, as Effect.timeout fails with TimeoutException.
+      let finished = false
+      const slow = Effect.zipRight(Effect.sleep("2 seconds"), Effect.sync(() => (finished = true)))
+      const fiber = yield* Effect.fork(Effect.flip(Effect.uninterruptible(policy.apply(slow))))
+      yield* TestClock.adjust("1 second")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(fiber))._tag).toBe("TimeoutError")
+      expect(finished).toBe(true)
     }))
 
   it("reads no private field of Effect's fiber runtime but the one docs/ARCHITECTURE.md names", () => {
