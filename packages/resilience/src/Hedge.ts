@@ -216,7 +216,8 @@ export const tag: <const Dependency extends string>(
 /**
  * Builds a hedge policy. Fails with `InvalidOptionsError` naming the field
  * when an option is invalid. The policy owns one timer fiber in `Scope` for
- * every call's hedge deadline.
+ * every call's hedge deadline, and the losing attempts that are still
+ * stopping: closing the scope interrupts them and waits for them to end.
  *
  * @example
  * ```ts
