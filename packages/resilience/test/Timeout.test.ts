@@ -188,21 +188,19 @@ describe("Timeout", () => {
     expect([...read]).toStrictEqual(["_fiberRefs"])
   })
 
-  it.scoped("the deadline queue expires deadlines added out of order in time order, in O(log n) each", () =>
+  it.scoped("the deadline queue expires deadlines added out of order in time order", () =>
     Effect.gen(function*() {
-      // Hedge adds deadlines out of order (learned delays, later hedges). A
-      // sorted list walked from its tail costs O(n) per such add: these
-      // 50,000 adds took seconds with one; the heap takes milliseconds.
+      // Hedge adds deadlines out of order (learned delays, later hedges).
+      // Speed is not asserted here (tests time nothing); this checks the
+      // heap's order, ties included, and removal.
       const queue = yield* Deadlines.make(yield* Effect.clock)
       const expired: Array<number> = []
       const n = 50_000
       // 100 instants, latest first; entry i is identified by its index.
       const atOf = (i: number) => 100 - Math.floor((i * 100) / n)
-      const startedAt = performance.now()
       const deadlines = Array.from({ length: n }, (_, i) => queue.add(atOf(i), () => expired.push(i)))
       // Remove every third.
       for (let i = 0; i < n; i += 3) queue.remove(deadlines[i]!)
-      const elapsed = performance.now() - startedAt
       expect(queue.size()).toBe(n - Math.ceil(n / 3))
       yield* TestClock.adjust(100)
       // By time, and equal deadlines in the order they were added.
@@ -211,7 +209,6 @@ describe("Timeout", () => {
         .sort((x, y) => atOf(x) - atOf(y) || x - y)
       expect(expired).toStrictEqual(expected)
       expect(queue.size()).toBe(0)
-      expect(elapsed).toBeLessThan(1_000)
     }))
 
   it.scoped("a timed-out call holds no bulkhead permit once TimeoutError is returned", () =>
