@@ -67,22 +67,14 @@
  * @since 0.1.0
  */
 import type { InvalidOptionsError } from "@breakwater/resilience/Options"
-import * as Options_ from "@breakwater/resilience/Options"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
-import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import * as internal from "./internal/sagaRunner.js"
 
 // -----------------------------------------------------------------------------
 // Options
 // -----------------------------------------------------------------------------
-
-const FiniteDuration = Options_.PositiveDuration.pipe(
-  Schema.filter((duration) => Duration.isFinite(duration) || "must be finite")
-)
 
 /**
  * - `shutdownDeadline` (default 30 seconds): how long the steps in flight may
@@ -99,10 +91,7 @@ const FiniteDuration = Options_.PositiveDuration.pipe(
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  shutdownDeadline: Schema.optionalWith(FiniteDuration, { default: () => Duration.seconds(30) }),
-  releaseTimeout: Schema.optionalWith(FiniteDuration, { default: () => Duration.seconds(10) })
-})
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -167,9 +156,13 @@ export interface InFlight {
  * @since 0.1.0
  * @category Models
  */
-export class Drained extends Schema.TaggedClass<Drained>("@breakwater/saga/SagaRunner/Drained")("Drained", {
-  elapsed: Schema.DurationFromSelf
-}) {}
+export const Drained: typeof internal.Drained = internal.Drained
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type Drained = internal.Drained
 
 /**
  * The deadline passed with `interrupted` still in flight: they were
@@ -179,12 +172,13 @@ export class Drained extends Schema.TaggedClass<Drained>("@breakwater/saga/SagaR
  * @since 0.1.0
  * @category Models
  */
-export class DeadlineExceeded extends Schema.TaggedClass<DeadlineExceeded>(
-  "@breakwater/saga/SagaRunner/DeadlineExceeded"
-)("DeadlineExceeded", {
-  elapsed: Schema.DurationFromSelf,
-  interrupted: Schema.Array(Schema.Struct({ executionId: Schema.String, activity: Schema.String }))
-}) {}
+export const DeadlineExceeded: typeof internal.DeadlineExceeded = internal.DeadlineExceeded
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type DeadlineExceeded = internal.DeadlineExceeded
 
 /**
  * @since 0.1.0
@@ -198,16 +192,13 @@ export type DrainResult = Drained | DeadlineExceeded
  * @since 0.1.0
  * @category Tags
  */
-export class SagaRunner extends Context.Tag("@breakwater/saga/SagaRunner")<SagaRunner, {
-  readonly state: Effect.Effect<State>
-  readonly inFlight: Effect.Effect<ReadonlyArray<InFlight>>
-  /**
-   * Drains and releases the runner now (see the module's documentation).
-   * The first call does it; later calls wait for its result. Releasing the
-   * sagas' layers drains too.
-   */
-  readonly drain: Effect.Effect<DrainResult>
-}>() {}
+export const SagaRunner: typeof internal.SagaRunner = internal.SagaRunner
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export type SagaRunner = internal.SagaRunner
 
 // -----------------------------------------------------------------------------
 // Layers

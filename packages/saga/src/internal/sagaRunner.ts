@@ -1,4 +1,5 @@
-import { InvalidOptionsError } from "@breakwater/resilience/Options"
+import * as ResilienceOptions from "@breakwater/resilience/Options"
+import type { InvalidOptionsError } from "@breakwater/resilience/Options"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type * as Activity from "@effect/workflow/Activity"
 import { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
@@ -13,9 +14,8 @@ import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import * as SagaRunner from "../SagaRunner.js"
+import type * as SagaRunnerApi from "../SagaRunner.js"
 
 // How often the runner looks at what is still in flight while it drains and
 // releases. Only shutdown waits at this granularity; steps never do.
@@ -28,30 +28,51 @@ export const exitCodes = { success: 0, failure: 1, deadlineExceeded: 75 } as con
 // options
 // -----------------------------------------------------------------------------
 
+const FiniteDuration = ResilienceOptions.PositiveDuration.pipe(
+  Schema.filter(Duration.isFinite, { message: () => "must be finite" })
+)
+
 /** @internal */
-export const decodeOptions = (input: unknown): Effect.Effect<SagaRunner.Options["Type"], InvalidOptionsError> =>
-  Effect.suspend(() => {
-    const { Options } = SagaRunner
-    return Effect.mapError(
-      Schema.decodeUnknown(Options, { errors: "all", onExcessProperty: "error" })(input ?? {}),
-      (error) => {
-        const first = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-        return new InvalidOptionsError({
-          policy: "SagaRunner",
-          dependency: "",
-          field: first && first.path.length > 0 ? first.path.map(String).join(".") : "<root>",
-          reason: first ? first.message : error.message
-        })
-      }
-    )
-  })
+export const Options = Schema.Struct({
+  shutdownDeadline: Schema.optionalWith(FiniteDuration, { default: () => Duration.seconds(30) }),
+  releaseTimeout: Schema.optionalWith(FiniteDuration, { default: () => Duration.seconds(10) })
+})
+
+/** @internal */
+export class Drained extends Schema.TaggedClass<Drained>("@breakwater/saga/SagaRunner/Drained")("Drained", {
+  elapsed: Schema.DurationFromSelf
+}) {}
+
+/** @internal */
+export class DeadlineExceeded extends Schema.TaggedClass<DeadlineExceeded>(
+  "@breakwater/saga/SagaRunner/DeadlineExceeded"
+)("DeadlineExceeded", {
+  elapsed: Schema.DurationFromSelf,
+  interrupted: Schema.Array(Schema.Struct({ executionId: Schema.String, activity: Schema.String }))
+}) {}
+
+/** @internal */
+export class SagaRunner extends Context.Tag("@breakwater/saga/SagaRunner")<SagaRunner, {
+  readonly state: Effect.Effect<SagaRunnerApi.State>
+  readonly inFlight: Effect.Effect<ReadonlyArray<SagaRunnerApi.InFlight>>
+  /**
+   * Drains and releases the runner now (see the module's documentation).
+   * The first call does it; later calls wait for its result. Releasing the
+   * sagas' layers drains too.
+   */
+  readonly drain: Effect.Effect<SagaRunnerApi.DrainResult>
+}>() {}
+
+/** @internal */
+export const decodeOptions = (input: unknown): Effect.Effect<typeof Options.Type, InvalidOptionsError> =>
+  ResilienceOptions.decode("SagaRunner", Options, input ?? {})
 
 // -----------------------------------------------------------------------------
 // runMain hooks: how a SagaRunner layer tells runMain how its drain went
 // -----------------------------------------------------------------------------
 
 interface Hooks {
-  readonly onDrained: (result: SagaRunner.DrainResult, releaseTimeout: Duration.Duration) => void
+  readonly onDrained: (result: SagaRunnerApi.DrainResult, releaseTimeout: Duration.Duration) => void
 }
 
 const currentHooks = globalValue(
@@ -101,12 +122,12 @@ const waitUntil = (done: () => boolean, within: Duration.Duration) =>
     return true
   })
 
-const make = (options: SagaRunner.Options["Type"], inner: WorkflowEngine["Type"]) =>
+const make = (options: typeof Options.Type, inner: WorkflowEngine["Type"]) =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
     const hooks = yield* FiberRef.get(currentHooks)
 
-    let state: SagaRunner.State = "running"
+    let state: SagaRunnerApi.State = "running"
     // activity executions (steps, compensations, checks) running their effect
     const inFlight = new Map<AnyFiber, Step>()
     // activity executions that arrived while draining: their effect never starts
@@ -133,9 +154,8 @@ const make = (options: SagaRunner.Options["Type"], inner: WorkflowEngine["Type"]
     const steps = () => Array.from(inFlight.values())
 
     // the first call drains; every later call waits for its result
-    const drain: Effect.Effect<SagaRunner.DrainResult> = yield* Effect.cached(Effect.uninterruptible(
+    const drain: Effect.Effect<SagaRunnerApi.DrainResult> = yield* Effect.cached(Effect.uninterruptible(
       Effect.gen(function*() {
-        const { DeadlineExceeded, Drained } = SagaRunner
         const started = yield* Clock.currentTimeMillis
         state = "draining"
         yield* Effect.logInfo("SagaRunner: draining; no new step starts").pipe(
@@ -145,7 +165,7 @@ const make = (options: SagaRunner.Options["Type"], inner: WorkflowEngine["Type"]
         const late = steps()
         state = "released"
         const elapsed = Duration.millis((yield* Clock.currentTimeMillis) - started)
-        const result: SagaRunner.DrainResult = finished
+        const result: SagaRunnerApi.DrainResult = finished
           ? new Drained({ elapsed })
           : new DeadlineExceeded({ elapsed, interrupted: late })
         if (finished) {
@@ -203,7 +223,7 @@ const make = (options: SagaRunner.Options["Type"], inner: WorkflowEngine["Type"]
         })
     }
 
-    const runner: SagaRunner.SagaRunner["Type"] = {
+    const runner: SagaRunner["Type"] = {
       state: Effect.sync(() => state),
       inFlight: Effect.sync(steps),
       drain
@@ -214,13 +234,13 @@ const make = (options: SagaRunner.Options["Type"], inner: WorkflowEngine["Type"]
 /** @internal */
 export const layer = <ROut, E, RIn>(
   engine: Layer.Layer<ROut | WorkflowEngine, E, RIn>,
-  options?: SagaRunner.Options["Encoded"]
-): Layer.Layer<ROut | WorkflowEngine | SagaRunner.SagaRunner, E | InvalidOptionsError, RIn> =>
+  options?: typeof Options.Encoded
+): Layer.Layer<ROut | WorkflowEngine | SagaRunner, E | InvalidOptionsError, RIn> =>
   Layer.scopedContext(
     Effect.gen(function*() {
       const decoded = yield* decodeOptions(options)
       const { engine, runner } = yield* make(decoded, yield* WorkflowEngine)
-      return Context.make(WorkflowEngine, engine).pipe(Context.add(SagaRunner.SagaRunner, runner))
+      return Context.make(WorkflowEngine, engine).pipe(Context.add(SagaRunner, runner))
     })
   ).pipe(Layer.provideMerge(engine))
 
@@ -231,7 +251,7 @@ export const layer = <ROut, E, RIn>(
 /** @internal */
 export const runMain = <A, E>(
   layerOrProgram: Effect.Effect<A, E> | Layer.Layer<A, E>,
-  options?: SagaRunner.RunMainOptions
+  options?: SagaRunnerApi.RunMainOptions
 ): void => {
   const program: Effect.Effect<unknown, unknown> = Layer.isLayer(layerOrProgram)
     ? Layer.launch(layerOrProgram as Layer.Layer<A, E>)
