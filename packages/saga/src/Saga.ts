@@ -33,28 +33,32 @@ import * as internal from "./internal/saga.js"
 import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
 
 /**
+ * The key that marks a step (`Symbol.for("@breakwater/saga/Saga/Step")`).
+ *
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const StepTypeId: unique symbol = internal.StepTypeId
+
+/**
  * @since 0.1.0
  * @category Symbols
  */
 export type StepTypeId = typeof StepTypeId
 
 /**
+ * The key that marks a saga (`Symbol.for("@breakwater/saga/Saga")`).
+ *
  * @since 0.1.0
  * @category Symbols
  */
-export declare const StepTypeId: unique symbol
+export const SagaTypeId: unique symbol = internal.SagaTypeId
 
 /**
  * @since 0.1.0
  * @category Symbols
  */
 export type SagaTypeId = typeof SagaTypeId
-
-/**
- * @since 0.1.0
- * @category Symbols
- */
-export declare const SagaTypeId: unique symbol
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -552,12 +556,16 @@ export interface Saga<
    * whole payload: a status endpoint given an order id, say.
    */
   readonly executionIdOfKey: (key: string) => Effect.Effect<string>
-  /** `undefined` if neither the engine nor the index knows the execution. */
+  /**
+   * `undefined` if neither the engine nor the index knows the execution.
+   * Fails with `SagaIndexError` when the saga has not finished and the index
+   * cannot be read (a finished saga's status comes from the engine alone).
+   */
   readonly status: (
     executionId: string
   ) => Effect.Effect<
     Status<Success["Type"], Error["Type"]> | undefined,
-    never,
+    SagaIndexError,
     WorkflowEngine | SagaIndex | Success["Context"] | Error["Context"]
   >
   /** Operator: runs the failed compensation of a `needs-attention` saga again, then the remaining ones. */
