@@ -18,6 +18,11 @@
  * (`@breakwater/saga/SagaIndex`), which lists sagas by state with each step's
  * history.
  *
+ * The index is bookkeeping: a failed index write never changes a saga's
+ * outcome. It is retried briefly, then written later (with the saga's next
+ * index write, or by a background retry), and counted in
+ * `indexWriteFailures`.
+ *
  * @since 0.1.0
  */
 import type * as Workflow from "@effect/workflow/Workflow"
@@ -26,6 +31,7 @@ import type * as Cause from "effect/Cause"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -657,6 +663,23 @@ export const make: <
     executionId: string
   ) => Effect.Effect<Success["Type"], Error["Type"] | SagaError, R>
 ) => Saga<Name, PayloadSchema<Payload>, Success, Error, Requirements<R>> = internal.make
+
+// -----------------------------------------------------------------------------
+// Metrics
+// -----------------------------------------------------------------------------
+
+/**
+ * Saga index writes that still failed after their brief retries (3 retries,
+ * 100 ms, 200 ms, 400 ms), and failed attempts of the background retry,
+ * tagged with `saga`. Such a failure never changes the saga's outcome: the
+ * actions and the state it carried are written with the saga's next index
+ * write or by the background retry (1 s, 2 s, 4 s, ... capped at 30 s, until
+ * written). Each is also a warning in the log.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const indexWriteFailures: Metric.Metric.Counter<number> = internal.indexWriteFailures
 
 // -----------------------------------------------------------------------------
 // Versioning
