@@ -15,18 +15,14 @@
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/bulkhead.js"
-import { Dependency, NonNegativeDuration, NonNegativeInt, PositiveInt } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
-import * as Retryable from "./Retryable.js"
 
 /**
  * Options of a bulkhead. Defaults from the integration notes' Resilience4j
@@ -37,12 +33,7 @@ import * as Retryable from "./Retryable.js"
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  dependency: Dependency,
-  maxConcurrent: Schema.optionalWith(PositiveInt, { default: () => 100 }),
-  maxWait: Schema.optionalWith(NonNegativeDuration, { default: () => Duration.seconds(5) }),
-  maxQueued: Schema.optionalWith(NonNegativeInt, { default: () => 100 })
-})
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -67,7 +58,7 @@ export type Input = typeof Options.Encoded
  * @since 0.1.0
  * @category Models
  */
-export const Limit = Schema.Literal("max-concurrent", "queue-full", "max-wait")
+export const Limit: typeof internal.Limit = internal.Limit
 
 /**
  * @since 0.1.0
@@ -85,37 +76,13 @@ export type Limit = typeof Limit.Type
  * @since 0.1.0
  * @category Errors
  */
-export class BulkheadFullError extends Schema.TaggedError<BulkheadFullError>("@breakwater/resilience/BulkheadFullError")(
-  "BulkheadFullError",
-  {
-    dependency: Schema.String,
-    limit: Limit,
-    maxConcurrent: Schema.Number,
-    maxQueued: Schema.Number,
-    maxWait: Schema.DurationFromSelf
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  get [Retryable.VerdictTypeId](): Retryable.Verdict {
-    return "fatal"
-  }
+export const BulkheadFullError: typeof internal.BulkheadFullError = internal.BulkheadFullError
 
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    switch (this.limit) {
-      case "max-concurrent":
-        return `${this.dependency}: bulkhead full (${this.maxConcurrent} calls in flight)`
-      case "queue-full":
-        return `${this.dependency}: bulkhead queue full (${this.maxQueued} callers waiting)`
-      case "max-wait":
-        return `${this.dependency}: no bulkhead permit within ${Duration.format(this.maxWait)}`
-    }
-  }
-}
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type BulkheadFullError = internal.BulkheadFullError
 
 /**
  * What a bulkhead holds right now.
@@ -162,7 +129,7 @@ export type BulkheadEvent = Data.TaggedEnum<{
  * @since 0.1.0
  * @category Events
  */
-export const BulkheadEvent = Data.taggedEnum<BulkheadEvent>()
+export const BulkheadEvent: Data.TaggedEnum.Constructor<BulkheadEvent> = internal.BulkheadEvent
 
 /**
  * @since 0.1.0

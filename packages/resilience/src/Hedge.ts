@@ -23,24 +23,16 @@
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as internal from "./internal/hedge.js"
-import { Dependency, FiniteNonNegativeDuration, NonNegativeInt, PositiveInt } from "./internal/schemas.js"
 import type { InvalidOptionsError } from "./Options.js"
-
-const Percentile = Schema.Number.pipe(
-  Schema.filter((n) => Number.isFinite(n) && n > 0 && n <= 1, {
-    message: () => "must be greater than 0 and at most 1"
-  })
-)
 
 /**
  * A delay learned from the latencies of recent successful calls: the
@@ -66,23 +58,7 @@ const Percentile = Schema.Number.pipe(
  * @since 0.1.0
  * @category Options
  */
-export const PercentileDelay = Schema.Struct({
-  percentile: Percentile,
-  min: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => Duration.zero }),
-  max: Schema.optional(FiniteNonNegativeDuration),
-  window: Schema.optionalWith(PositiveInt, { default: () => 1000 }),
-  minSamples: Schema.optionalWith(PositiveInt, { default: () => 20 })
-}).pipe(
-  Schema.filter((delay) => {
-    if (delay.max !== undefined && Duration.greaterThan(delay.min, delay.max)) {
-      return { path: ["max"], message: "must not be less than min" }
-    }
-    if (delay.minSamples > delay.window) {
-      return { path: ["minSamples"], message: "must not be greater than window" }
-    }
-    return undefined
-  })
-)
+export const PercentileDelay: typeof internal.PercentileDelay = internal.PercentileDelay
 
 /**
  * @since 0.1.0
@@ -107,11 +83,7 @@ export type PercentileDelay = typeof PercentileDelay.Type
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  dependency: Dependency,
-  delay: Schema.Union(PercentileDelay, FiniteNonNegativeDuration),
-  maxHedges: Schema.optionalWith(NonNegativeInt, { default: () => 1 })
-})
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -178,7 +150,7 @@ export type HedgeEvent = Data.TaggedEnum<{
  * @since 0.1.0
  * @category Events
  */
-export const HedgeEvent = Data.taggedEnum<HedgeEvent>()
+export const HedgeEvent: Data.TaggedEnum.Constructor<HedgeEvent> = internal.HedgeEvent
 
 /**
  * What a hedge policy holds right now.

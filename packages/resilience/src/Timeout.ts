@@ -12,18 +12,15 @@
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import { Dependency, FinitePositiveDuration } from "./internal/schemas.js"
 import * as internal from "./internal/timeout.js"
 import type { InvalidOptionsError } from "./Options.js"
-import * as Retryable from "./Retryable.js"
 
 /**
  * The phase of a call a timeout guards:
@@ -38,7 +35,7 @@ import * as Retryable from "./Retryable.js"
  * @since 0.1.0
  * @category Models
  */
-export const Phase = Schema.Literal("connect", "write", "read", "idle", "acquire", "total")
+export const Phase: typeof internal.Phase = internal.Phase
 
 /**
  * @since 0.1.0
@@ -54,14 +51,7 @@ export type Phase = typeof Phase.Type
  * @since 0.1.0
  * @category Defaults
  */
-export const defaultLimits: { readonly [P in Phase]: Duration.Duration } = {
-  connect: Duration.seconds(3),
-  write: Duration.seconds(10),
-  read: Duration.seconds(10),
-  idle: Duration.seconds(30),
-  acquire: Duration.seconds(1),
-  total: Duration.seconds(30)
-}
+export const defaultLimits: { readonly [P in Phase]: Duration.Duration } = internal.defaultLimits
 
 /**
  * The call did not finish its phase within the limit. The work was
@@ -74,28 +64,13 @@ export const defaultLimits: { readonly [P in Phase]: Duration.Duration } = {
  * @since 0.1.0
  * @category Errors
  */
-export class TimeoutError extends Schema.TaggedError<TimeoutError>("@breakwater/resilience/TimeoutError")(
-  "TimeoutError",
-  {
-    dependency: Schema.String,
-    phase: Phase,
-    limit: Schema.DurationFromSelf
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  get [Retryable.VerdictTypeId](): Retryable.Verdict {
-    return this.phase === "connect" || this.phase === "acquire" ? "retry" : "retry-if-idempotent"
-  }
+export const TimeoutError: typeof internal.TimeoutError = internal.TimeoutError
 
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `${this.dependency}: ${this.phase} timeout after ${Duration.format(this.limit)}`
-  }
-}
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type TimeoutError = internal.TimeoutError
 
 /**
  * Options of a timeout. `limit` defaults to the phase's entry in
@@ -104,11 +79,7 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("@breakwater/
  * @since 0.1.0
  * @category Options
  */
-export const Options = Schema.Struct({
-  dependency: Dependency,
-  phase: Schema.optionalWith(Phase, { default: () => "total" as const }),
-  limit: Schema.optional(FinitePositiveDuration)
-})
+export const Options: typeof internal.Options = internal.Options
 
 /**
  * @since 0.1.0
@@ -160,7 +131,7 @@ export type TimeoutEvent = Data.TaggedEnum<{
  * @since 0.1.0
  * @category Events
  */
-export const TimeoutEvent = Data.taggedEnum<TimeoutEvent>()
+export const TimeoutEvent: Data.TaggedEnum.Constructor<TimeoutEvent> = internal.TimeoutEvent
 
 /**
  * The identity of the `Timeout` service of one dependency and phase.

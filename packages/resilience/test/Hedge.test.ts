@@ -15,6 +15,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as TestClock from "effect/TestClock"
+import { importAlone } from "./support/importAlone.js"
 
 type Outcome = { readonly after: number; readonly fail?: string }
 
@@ -71,6 +72,14 @@ describe("Hedge", () => {
       expect(Effect.runSync(policy.apply(Effect.succeed(1)))).toBe(1)
       expect(Effect.runSync(Effect.exit(policy.apply(Effect.fail("no"))))).toStrictEqual(Exit.fail("no"))
     }))
+
+  it.scoped("nested 10,000 deep, returns: past a bounded depth the attempt starts on a fresh stack", () =>
+    Effect.gen(function*() {
+      const policy = yield* Hedge.make({ dependency: "search", delay: "1 minute" })
+      let nested: Effect.Effect<number> = Effect.succeed(1)
+      for (let i = 0; i < 10_000; i++) nested = policy.apply(nested)
+      expect(yield* nested).toBe(1)
+    }), 60_000)
 
   it.scoped("the hedge starts exactly at the delay", () =>
     Effect.gen(function*() {
@@ -358,4 +367,12 @@ describe("Hedge", () => {
       )
       expect(yield* fieldOf({ dependency: "", delay: 10 })).toBe("dependency")
     }))
+
+  it("each of its modules loads first and alone in a fresh Node process", async () => {
+    const modules = ["Hedge", "internal/hedge"]
+    const results = await Promise.all(modules.map(importAlone))
+    expect(results.map((result, i) => ({ module: modules[i], ...result }))).toStrictEqual(
+      modules.map((module) => ({ module, code: 0, stderr: "" }))
+    )
+  }, 60_000)
 })

@@ -1,6 +1,7 @@
 import * as Bulkhead from "@breakwater/resilience/Bulkhead"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
@@ -14,6 +15,47 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as TestClock from "effect/TestClock"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { importAlone } from "./support/importAlone.js"
+
+/**
+ * A clock that moves only when told to, and whose sleepers wake only when
+ * `wake` is called, in the order given: for tests that need two things to
+ * happen in one instant in a chosen order.
+ */
+const manualClock = () => {
+  let now = 0
+  const sleepers = new Set<{ readonly at: number; readonly resume: () => void }>()
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => now,
+    unsafeCurrentTimeNanos: () => BigInt(now) * BigInt(1_000_000),
+    currentTimeMillis: Effect.sync(() => now),
+    currentTimeNanos: Effect.sync(() => BigInt(now) * BigInt(1_000_000)),
+    sleep: (duration) =>
+      Effect.async<void>((resume) => {
+        const sleeper = { at: now + Duration.toMillis(duration), resume: () => resume(Effect.void) }
+        sleepers.add(sleeper)
+        return Effect.sync(() => sleepers.delete(sleeper))
+      })
+  }
+  return {
+    clock,
+    sleepers: () => sleepers.size,
+    /** Sets the time and wakes the sleepers that are due, without yielding. */
+    setTime: (millis: number) => {
+      now = millis
+      for (const sleeper of [...sleepers]) {
+        if (sleeper.at <= now) {
+          sleepers.delete(sleeper)
+          sleeper.resume()
+        }
+      }
+    }
+  }
+}
 
 const timeoutError = (limit: Duration.DurationInput, phase: Timeout.Phase = "read") =>
   new Timeout.TimeoutError({ dependency: "payments", phase, limit: Duration.decode(limit) })
@@ -49,6 +91,91 @@ describe("Timeout", () => {
         "payments: read timeout after 1s"
       )
     }))
+
+  it.scoped("work that has finished when its deadline is processed is not timed out", () =>
+    Effect.gen(function*() {
+      // The work is resumed in the instant its deadline passes and takes a few
+      // scheduler turns to finish, so that for some of them it has finished
+      // when the policy's timer processes the deadline but the caller has not
+      // yet seen its exit. Work that finished is never reported as timed out;
+      // work reported as timed out was interrupted and did not finish.
+      const outcomes: Array<string> = []
+      for (let turns = 0; turns <= 4; turns++) {
+        const time = manualClock()
+        const outcome = yield* Effect.scoped(Effect.gen(function*() {
+          const policy = yield* Effect.withClock(Timeout.make({ dependency: "payments", limit: 1_000 }), time.clock)
+          let finish: (() => void) | undefined
+          let finished = false
+          let yields = Effect.void
+          for (let i = 0; i < turns; i++) yields = Effect.zipRight(yields, Effect.yieldNow())
+          const work = Effect.async<void>((resume) => {
+            finish = () => resume(Effect.void)
+          }).pipe(Effect.zipRight(yields), Effect.zipRight(Effect.sync(() => (finished = true))), Effect.as("charged"))
+          const caller = yield* Effect.fork(Effect.exit(policy.apply(work)))
+          while (time.sleepers() === 0) yield* Effect.yieldNow()
+          yield* Effect.sync(() => {
+            time.setTime(1_000)
+            finish!()
+          })
+          const exit = yield* Fiber.join(caller)
+          if (Exit.isSuccess(exit)) return finished ? "succeeded" : "succeeded without finishing"
+          return finished ? "timed out after finishing" : "timed out"
+        }))
+        outcomes.push(outcome)
+      }
+      expect(outcomes.filter((outcome) => outcome !== "succeeded" && outcome !== "timed out")).toStrictEqual([])
+      expect(outcomes).toContain("succeeded")
+    }))
+
+  it.scoped("nested 10,000 deep, returns: past a bounded depth the work starts on a fresh stack", () =>
+    Effect.gen(function*() {
+      const policy = yield* Timeout.make({ dependency: "payments", limit: "1 minute" })
+      let nested: Effect.Effect<number, Timeout.TimeoutError> = Effect.succeed(1)
+      for (let i = 0; i < 10_000; i++) nested = policy.apply(nested)
+      expect(yield* nested).toBe(1)
+      // Shallow nesting still completes without suspending.
+      expect(Effect.runSync(policy.apply(policy.apply(Effect.succeed(2))))).toBe(2)
+    }), 60_000)
+
+  it.scoped("the work runs with the caller's runtime flags, interruptible or not", () =>
+    Effect.gen(function*() {
+      const policy = yield* Timeout.make({ dependency: "payments", limit: "1 second" })
+      const interruptible = Effect.checkInterruptible(Effect.succeed)
+      expect(yield* policy.apply(interruptible)).toBe(true)
+      expect(yield* Effect.uninterruptible(policy.apply(interruptible))).toBe(false)
+      expect(yield* Effect.uninterruptible(policy.apply(Effect.zipRight(Effect.sleep(0), interruptible)))).toBe(false)
+    }))
+
+  it("reads no private field of Effect's fiber runtime but the one docs/ARCHITECTURE.md names", () => {
+    // The members of FiberRuntime that the public RuntimeFiber and Fiber
+    // interfaces do not declare, read from the installed effect sources.
+    const effectSrc = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "node_modules", "effect", "src")
+    const runtimeSrc = fs.readFileSync(path.join(effectSrc, "internal", "fiberRuntime.ts"), "utf8")
+    const fiberSrc = fs.readFileSync(path.join(effectSrc, "Fiber.ts"), "utf8")
+    const body = runtimeSrc.slice(runtimeSrc.indexOf("export class FiberRuntime"))
+    const classEnd = body.search(/\n\}\n/)
+    const members = (source: string) =>
+      new Set(
+        [...source.matchAll(/^ {2}(?:(?:private|public|protected|readonly|get|set) )*([A-Za-z_$][\w$]*)\s*[(:=<?!]/gm)]
+          .map((match) => match[1]!)
+      )
+    const publicMembers = members(fiberSrc)
+    const privateMembers = [...members(body.slice(0, classEnd))].filter((name) => !publicMembers.has(name))
+    // TypeScript lets the policies read an undeclared member only through a
+    // cast to an object type: collect the members those casts name.
+    const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "internal")
+    const read = new Set<string>()
+    for (const file of ["fibers.ts", "timeout.ts", "hedge.ts", "bulkhead.ts", "deadlines.ts"]) {
+      const text = fs.readFileSync(path.join(src, file), "utf8")
+      for (const cast of text.matchAll(/as unknown as \{([^}]*)\}/g)) {
+        for (const member of cast[1]!.matchAll(/(?:readonly )?([A-Za-z_$][\w$]*)\??:/g)) read.add(member[1]!)
+      }
+    }
+    expect([...read].filter((name) => !privateMembers.includes(name))).toStrictEqual([])
+    expect(privateMembers).toContain("currentRuntimeFlags")
+    expect(privateMembers).toContain("_fiberRefs")
+    expect([...read]).toStrictEqual(["_fiberRefs"])
+  })
 
   it.scoped("a timed-out call holds no bulkhead permit once TimeoutError is returned", () =>
     Effect.gen(function*() {
@@ -253,4 +380,12 @@ describe("Timeout", () => {
         `Timeout "x": invalid option "phase": Expected "connect" | "write" | "read" | "idle" | "acquire" | "total", actual "dns"`
       )
     }))
+
+  it("each of its modules loads first and alone in a fresh Node process", async () => {
+    const modules = ["Timeout", "internal/timeout", "internal/fibers", "internal/deadlines"]
+    const results = await Promise.all(modules.map(importAlone))
+    expect(results.map((result, i) => ({ module: modules[i], ...result }))).toStrictEqual(
+      modules.map((module) => ({ module, code: 0, stderr: "" }))
+    )
+  }, 60_000)
 })

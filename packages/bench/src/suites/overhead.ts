@@ -22,6 +22,7 @@
  */
 import * as Bulkhead from "@breakwater/resilience/Bulkhead"
 import * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
+import * as Resilience from "@breakwater/resilience/Resilience"
 import * as Retry from "@breakwater/resilience/Retry"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import type { IPolicy } from "cockatiel"
@@ -140,6 +141,13 @@ const breakerOptions = {
   halfOpenCalls: 1
 } as const
 
+const pipelinePolicies = {
+  retry: retryOptions,
+  circuitBreaker: breakerOptions,
+  timeout: timeoutOptions,
+  bulkhead: bulkheadOptions
+} as const
+
 const breakwaterStack = (dependency: string) =>
   Effect.gen(function*() {
     return {
@@ -163,6 +171,10 @@ const breakwaterPolicies = Effect.gen(function*() {
     breaker: yield* CircuitBreaker.make({ dependency: "bench-breaker", ...breakerOptions }),
     breakerOpen: yield* CircuitBreaker.make({ dependency: "bench-breaker-open", ...breakerOptions }),
     full: yield* breakwaterStack("bench-stack-full"),
+    // The pipeline as users get it: Resilience with the stack-full policies,
+    // attempt spans on (the default) and off.
+    pipeline: yield* Resilience.make({ dependency: "bench-pipeline", ...pipelinePolicies }),
+    pipelineNoSpans: yield* Resilience.make({ dependency: "bench-pipeline-no-spans", ...pipelinePolicies, spans: false }),
     fullOpen: yield* breakwaterStack("bench-stack-full-open"),
     window100: yield* CircuitBreaker.make({
       dependency: "bench-window-100",
@@ -287,7 +299,7 @@ const verify = (
     10_000,
     "Breakwater window size"
   )
-  for (const breaker of [bw.breaker, bw.full.breaker, bw.window100, bw.window10000]) {
+  for (const breaker of [bw.breaker, bw.full.breaker, bw.pipeline.policies.circuitBreaker!, bw.pipelineNoSpans.policies.circuitBreaker!, bw.window100, bw.window10000]) {
     check(breaker.unsafeState(), "Closed", "Breakwater breaker state")
   }
   for (const breaker of [bw.breakerOpen, bw.fullOpen.breaker]) {
@@ -346,6 +358,10 @@ const notes: ReadonlyArray<string> = [
   + " bulkhead). cockatiel's retry there handles handleWhen(error => !(error instanceof BrokenCircuitError)), so"
   + " neither retries the breaker's rejection (Breakwater's CircuitOpenError has the verdict \"fatal\")."
   + " opossum has timeout and capacity options but no retry: no opossum row.",
+  "pipeline-default / pipeline-no-spans: Resilience.make with the stack-full policies and options (retry,"
+  + " breaker, timeout, bulkhead), as a user gets it: its breaker ignores calls turned away locally, and"
+  + " pipeline-default runs each attempt in a span (breakwater.attempt, no stack capture; Effect's default"
+  + " tracer, no exporter), pipeline-no-spans with spans: false. Both against cockatiel's full stack.",
   "breaker-window-100 / breaker-window-10000: Breakwater's breaker alone, count window of 100 or 10,000 calls,"
   + " measured interleaved in one run; both rows share the same bare-effect measurement.",
   "effect-builtin (reference, not in the JSON): what Effect itself offers: Effect.retry with exponential 128 ms"
@@ -364,7 +380,9 @@ const cases = [
   "breaker-closed",
   "breaker-open",
   "stack-full",
-  "stack-full-open"
+  "stack-full-open",
+  "pipeline-default",
+  "pipeline-no-spans"
 ] as const
 type Case = typeof cases[number]
 
@@ -502,6 +520,18 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
         { impl: "bare-promise", run: promiseLoop(fn) },
         { impl: "cockatiel", run: promiseLoop(() => ck.full.execute(fn)) }
       ],
+      "pipeline-default": [
+        { impl: "bare-effect", run: effectLoop(() => Effect.succeed(1)) },
+        { impl: "breakwater", run: effectLoop(() => bw.pipeline.apply(Effect.succeed(1))) },
+        { impl: "bare-promise", run: promiseLoop(fn) },
+        { impl: "cockatiel", run: promiseLoop(() => ck.full.execute(fn)) }
+      ],
+      "pipeline-no-spans": [
+        { impl: "bare-effect", run: effectLoop(() => Effect.succeed(1)) },
+        { impl: "breakwater", run: effectLoop(() => bw.pipelineNoSpans.apply(Effect.succeed(1))) },
+        { impl: "bare-promise", run: promiseLoop(fn) },
+        { impl: "cockatiel", run: promiseLoop(() => ck.full.execute(fn)) }
+      ],
       "stack-full-open": [
         { impl: "bare-effect", run: bareEffectFailure },
         {
@@ -545,7 +575,7 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
       { name: "breaker-window-100", measured: new Map([["bare-effect", bareEffect!], ["breakwater", window100!]]) },
       { name: "breaker-window-10000", measured: new Map([["bare-effect", bareEffect!], ["breakwater", window10000!]]) }
     )
-    for (const breaker of [bw.breaker, bw.full.breaker, bw.window100, bw.window10000]) {
+    for (const breaker of [bw.breaker, bw.full.breaker, bw.pipeline.policies.circuitBreaker!, bw.pipelineNoSpans.policies.circuitBreaker!, bw.window100, bw.window10000]) {
       check(breaker.unsafeState(), "Closed", "Breakwater breaker state after the run")
     }
 
@@ -610,6 +640,11 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
         "stack-full-open fail-fast at most 0.3x cockatiel's (bw/cockatiel)",
         ns("stack-full-open", "breakwater") / ns("stack-full-open", "cockatiel"),
         0.3
+      ],
+      [
+        "pipeline-default (spans included) at or below cockatiel's full stack (bw/cockatiel)",
+        ns("pipeline-default", "breakwater") / ns("pipeline-default", "cockatiel"),
+        1
       ],
       [
         "breaker-window-10000 at most 1.1x breaker-window-100 (breakwater ns/op)",

@@ -1,20 +1,70 @@
 import type * as Config from "effect/Config"
 import type * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Bulkhead from "../Bulkhead.js"
-import { BulkheadEvent, BulkheadFullError, Options } from "../Bulkhead.js"
+import * as Metrics from "../Metrics.js"
 import type { InvalidOptionsError } from "../Options.js"
+import * as Retryable from "../Retryable.js"
 import * as Deadlines from "./deadlines.js"
 import * as Events from "./events.js"
 import { fromConfig } from "./layers.js"
-import * as Metrics from "../Metrics.js"
 import { decode } from "./options.js"
+import { Dependency, NonNegativeDuration, NonNegativeInt, PositiveInt } from "./schemas.js"
 import { policyTag } from "./tags.js"
+
+/** @internal */
+export const Options = Schema.Struct({
+  dependency: Dependency,
+  maxConcurrent: Schema.optionalWith(PositiveInt, { default: () => 100 }),
+  maxWait: Schema.optionalWith(NonNegativeDuration, { default: () => Duration.seconds(5) }),
+  maxQueued: Schema.optionalWith(NonNegativeInt, { default: () => 100 })
+})
+
+/** @internal */
+export const Limit = Schema.Literal("max-concurrent", "queue-full", "max-wait")
+
+/** @internal */
+export class BulkheadFullError extends Schema.TaggedError<BulkheadFullError>("@breakwater/resilience/BulkheadFullError")(
+  "BulkheadFullError",
+  {
+    dependency: Schema.String,
+    limit: Limit,
+    maxConcurrent: Schema.Number,
+    maxQueued: Schema.Number,
+    maxWait: Schema.DurationFromSelf
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  get [Retryable.VerdictTypeId](): Retryable.Verdict {
+    return "fatal"
+  }
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    switch (this.limit) {
+      case "max-concurrent":
+        return `${this.dependency}: bulkhead full (${this.maxConcurrent} calls in flight)`
+      case "queue-full":
+        return `${this.dependency}: bulkhead queue full (${this.maxQueued} callers waiting)`
+      case "max-wait":
+        return `${this.dependency}: no bulkhead permit within ${Duration.format(this.maxWait)}`
+    }
+  }
+}
+
+/** @internal */
+export const BulkheadEvent = Data.taggedEnum<Bulkhead.BulkheadEvent>()
 
 /** @internal */
 export const tag = <const Dependency extends string>(dependency: Dependency) =>

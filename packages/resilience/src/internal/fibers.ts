@@ -6,19 +6,8 @@ import * as Runtime from "effect/Runtime"
 import type * as RuntimeFlags from "effect/RuntimeFlags"
 
 /**
- * The runtime flags of a running fiber. `FiberRuntime` keeps them in
- * `currentRuntimeFlags`; the public `RuntimeFiber` interface does not list
- * it. Falls back to the default flags if the field is ever renamed.
- *
- * @internal
- */
-export const runtimeFlagsOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): RuntimeFlags.RuntimeFlags => {
-  const flags = (fiber as unknown as { readonly currentRuntimeFlags?: RuntimeFlags.RuntimeFlags }).currentRuntimeFlags
-  return flags === undefined ? Runtime.defaultRuntimeFlags : flags
-}
-
-/**
- * A runtime with the caller's context and FiberRefs, and the given flags.
+ * A runtime with the caller's context and FiberRefs, and the given flags
+ * (the caller's, from the `status` that `Effect.withFiberRuntime` passes).
  *
  * @internal
  */
@@ -35,22 +24,50 @@ export interface Started<A, E> {
 }
 
 /**
+ * How many fibers `startOnCallerStack` has started that are running on the
+ * current JavaScript stack right now: a policy applied inside work that
+ * another policy started on its caller's stack adds one.
+ */
+let depth = 0
+
+/**
+ * The most fibers `startOnCallerStack` runs nested on one JavaScript stack.
+ * Each level costs about 2 KB of stack (a timeout nested 500 deep overflowed
+ * Node 20's default stack), so 32 levels stay far from the limit whatever the
+ * work itself nests; a deeper start goes through the scheduler, which runs it
+ * on a fresh stack.
+ *
+ * @internal
+ */
+export const maxCallerStackDepth = 32
+
+/**
  * Starts `self` in a fiber that runs at once on the current stack until it
  * suspends or ends: a call that completes without suspending never goes
- * through the scheduler. The fiber is not the caller's child: the caller must
- * interrupt it if the caller is interrupted.
+ * through the scheduler. Past `maxCallerStackDepth` nested starts the fiber
+ * is started through the scheduler instead (as `Effect.fork` does), so
+ * policies nested to any depth cannot overflow the stack. The fiber is not
+ * the caller's child: the caller must interrupt it if the caller is
+ * interrupted.
  *
  * @internal
  */
 export const startOnCallerStack = <A, E, R>(runtime: Runtime.Runtime<R>, self: Effect.Effect<A, E, R>): Started<A, E> => {
   let initialRefs: FiberRefs.FiberRefs | undefined
-  const fiber = Runtime.runFork(runtime, self, {
-    updateRefs: (refs) => {
-      initialRefs = refs
-      return refs
-    }
-  })
-  return { fiber, initialRefs }
+  const immediate = depth < maxCallerStackDepth
+  depth++
+  try {
+    const fiber = Runtime.runFork(runtime, self, {
+      immediate,
+      updateRefs: (refs) => {
+        initialRefs = refs
+        return refs
+      }
+    })
+    return { fiber, initialRefs }
+  } finally {
+    depth--
+  }
 }
 
 /**

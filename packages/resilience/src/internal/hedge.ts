@@ -1,4 +1,5 @@
 import type * as Config from "effect/Config"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -7,9 +8,9 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Hedge from "../Hedge.js"
-import { HedgeEvent, Options } from "../Hedge.js"
 import * as Metrics from "../Metrics.js"
 import type { InvalidOptionsError } from "../Options.js"
 import * as Deadlines from "./deadlines.js"
@@ -17,7 +18,43 @@ import * as Events from "./events.js"
 import * as Fibers from "./fibers.js"
 import { fromConfig } from "./layers.js"
 import { decode } from "./options.js"
+import { Dependency, FiniteNonNegativeDuration, NonNegativeInt, PositiveInt } from "./schemas.js"
 import { policyTag } from "./tags.js"
+
+const Percentile = Schema.Number.pipe(
+  Schema.filter((n) => Number.isFinite(n) && n > 0 && n <= 1, {
+    message: () => "must be greater than 0 and at most 1"
+  })
+)
+
+/** @internal */
+export const PercentileDelay = Schema.Struct({
+  percentile: Percentile,
+  min: Schema.optionalWith(FiniteNonNegativeDuration, { default: () => Duration.zero }),
+  max: Schema.optional(FiniteNonNegativeDuration),
+  window: Schema.optionalWith(PositiveInt, { default: () => 1000 }),
+  minSamples: Schema.optionalWith(PositiveInt, { default: () => 20 })
+}).pipe(
+  Schema.filter((delay) => {
+    if (delay.max !== undefined && Duration.greaterThan(delay.min, delay.max)) {
+      return { path: ["max"], message: "must not be less than min" }
+    }
+    if (delay.minSamples > delay.window) {
+      return { path: ["minSamples"], message: "must not be greater than window" }
+    }
+    return undefined
+  })
+)
+
+/** @internal */
+export const Options = Schema.Struct({
+  dependency: Dependency,
+  delay: Schema.Union(PercentileDelay, FiniteNonNegativeDuration),
+  maxHedges: Schema.optionalWith(NonNegativeInt, { default: () => 1 })
+})
+
+/** @internal */
+export const HedgeEvent = Data.taggedEnum<Hedge.HedgeEvent>()
 
 /** @internal */
 export const tag = <const Dependency extends string>(dependency: Dependency) =>
@@ -213,8 +250,8 @@ export const make = (input: Hedge.Input): Effect.Effect<Hedge.Hedge, InvalidOpti
     // interrupted right after an attempt started cannot leave it running (an
     // attempt fiber is not the caller's child).
     const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.withFiberRuntime<A, E, R>((parent) => {
-        const runtimeFlags = Fibers.runtimeFlagsOf(parent)
+      Effect.withFiberRuntime<A, E, R>((parent, status) => {
+        const runtimeFlags = status.runtimeFlags
         return Effect.uninterruptibleMask((restore) => {
           const startedAt = queue.now()
           const delay = delayMillis()

@@ -6,14 +6,14 @@ import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Bulkhead from "../Bulkhead.js"
-import * as CircuitBreaker from "../CircuitBreaker.js"
-import * as Hedge from "../Hedge.js"
+import * as BulkheadInternal from "./bulkhead.js"
+import * as CircuitBreakerInternal from "./circuitBreaker.js"
+import * as HedgeInternal from "./hedge.js"
 import type { InvalidOptionsError } from "../Options.js"
-import * as RateLimiter from "../RateLimiter.js"
+import * as RateLimiterInternal from "./rateLimiter.js"
 import type * as Resilience from "../Resilience.js"
-import * as Retry from "../Retry.js"
-import * as Timeout from "../Timeout.js"
+import * as RetryInternal from "./retry.js"
+import * as TimeoutInternal from "./timeout.js"
 import { policyTag } from "./tags.js"
 
 /** @internal */
@@ -47,9 +47,9 @@ const source = <A>(
   }
 
 const turnedAwayLocally = (error: unknown): boolean =>
-  error instanceof Bulkhead.BulkheadFullError ||
-  error instanceof RateLimiter.RateLimitedError ||
-  error instanceof RateLimiter.RateLimiterStoreError
+  error instanceof BulkheadInternal.BulkheadFullError ||
+  error instanceof RateLimiterInternal.RateLimitedError ||
+  error instanceof RateLimiterInternal.RateLimiterStoreError
 
 /** @internal */
 export const make = (
@@ -59,22 +59,22 @@ export const make = (
     const { dependency, ...config } = input
     // Built in the pipeline's order so that an invalid option is reported
     // for the outermost policy first.
-    const retry = yield* build(config.retry, (input) => Retry.make({ ...input, dependency }))
+    const retry = yield* build(config.retry, (input) => RetryInternal.make({ ...input, dependency }))
     // The breaker judges the dependency: calls turned away by this process
     // (limiter, bulkhead, limiter store) never reached it.
     const circuitBreaker = yield* build(
       config.circuitBreaker,
       (input) =>
-        CircuitBreaker.make({
+        CircuitBreakerInternal.make({
           ...input,
           dependency,
           ignore: (error) => turnedAwayLocally(error) || (input.ignore?.(error) ?? false)
         })
     )
-    const rateLimiter = yield* build(config.rateLimiter, (input) => RateLimiter.make({ ...input, dependency }))
-    const timeout = yield* build(config.timeout, (input) => Timeout.make({ ...input, dependency }))
-    const bulkhead = yield* build(config.bulkhead, (input) => Bulkhead.make({ ...input, dependency }))
-    const hedge = yield* build(config.hedge, (input) => Hedge.make({ ...input, dependency }))
+    const rateLimiter = yield* build(config.rateLimiter, (input) => RateLimiterInternal.make({ ...input, dependency }))
+    const timeout = yield* build(config.timeout, (input) => TimeoutInternal.make({ ...input, dependency }))
+    const bulkhead = yield* build(config.bulkhead, (input) => BulkheadInternal.make({ ...input, dependency }))
+    const hedge = yield* build(config.hedge, (input) => HedgeInternal.make({ ...input, dependency }))
     const spans = config.spans ?? true
     const spanOptions = { attributes: { "breakwater.dependency": dependency }, captureStackTrace: false } as const
 

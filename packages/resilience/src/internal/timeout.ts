@@ -1,21 +1,71 @@
 import type * as Config from "effect/Config"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type * as Timeout from "../Timeout.js"
-import { defaultLimits, Options, TimeoutError, TimeoutEvent } from "../Timeout.js"
-import * as Deadlines from "./deadlines.js"
-import * as Fibers from "./fibers.js"
-import * as Events from "./events.js"
-import { fromConfig } from "./layers.js"
 import * as Metrics from "../Metrics.js"
 import type { InvalidOptionsError } from "../Options.js"
+import * as Retryable from "../Retryable.js"
+import type * as Timeout from "../Timeout.js"
+import * as Deadlines from "./deadlines.js"
+import * as Events from "./events.js"
+import * as Fibers from "./fibers.js"
+import { fromConfig } from "./layers.js"
 import { decode } from "./options.js"
+import { Dependency, FinitePositiveDuration } from "./schemas.js"
 import { policyTag } from "./tags.js"
+
+/** @internal */
+export const Phase = Schema.Literal("connect", "write", "read", "idle", "acquire", "total")
+
+/** @internal */
+export const defaultLimits: { readonly [P in Timeout.Phase]: Duration.Duration } = {
+  connect: Duration.seconds(3),
+  write: Duration.seconds(10),
+  read: Duration.seconds(10),
+  idle: Duration.seconds(30),
+  acquire: Duration.seconds(1),
+  total: Duration.seconds(30)
+}
+
+/** @internal */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>("@breakwater/resilience/TimeoutError")(
+  "TimeoutError",
+  {
+    dependency: Schema.String,
+    phase: Phase,
+    limit: Schema.DurationFromSelf
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  get [Retryable.VerdictTypeId](): Retryable.Verdict {
+    return this.phase === "connect" || this.phase === "acquire" ? "retry" : "retry-if-idempotent"
+  }
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.dependency}: ${this.phase} timeout after ${Duration.format(this.limit)}`
+  }
+}
+
+/** @internal */
+export const Options = Schema.Struct({
+  dependency: Dependency,
+  phase: Schema.optionalWith(Phase, { default: () => "total" as const }),
+  limit: Schema.optional(FinitePositiveDuration)
+})
+
+/** @internal */
+export const TimeoutEvent = Data.taggedEnum<Timeout.TimeoutEvent>()
 
 /** @internal */
 export const tag = <const Dependency extends string, const P extends Timeout.Phase = "total">(
@@ -26,10 +76,12 @@ export const tag = <const Dependency extends string, const P extends Timeout.Pha
 /**
  * Runs `self` in a fiber that starts at once on the caller's stack, so a call
  * that completes without suspending never yields to the scheduler, never arms
- * a timer and costs one fiber allocation. A call that suspends registers its
- * deadline with the policy's `DeadlineQueue`, whose single timer fiber
- * interrupts it on expiry; the caller waits for the interrupted fiber to
- * finish its finalizers, then fails with `TimeoutError`.
+ * a timer and costs one fiber allocation (past `Fibers.maxCallerStackDepth`
+ * nested policies the fiber starts through the scheduler, see
+ * internal/fibers.ts). A call that suspends registers its deadline with the
+ * policy's `DeadlineQueue`, whose single timer fiber interrupts it on expiry
+ * unless it has already finished; the caller waits for the interrupted fiber
+ * to finish its finalizers, then fails with `TimeoutError`.
  *
  * Effect.timeout, by contrast, forks the work and a sleeping fiber per call and
  * races them, which always goes through the scheduler.
@@ -47,8 +99,8 @@ const makeApply = (
   // interrupted right after the work started cannot leave it running (the
   // work fiber is not the caller's child and would not be interrupted with
   // it).
-  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent) => {
-    const runtimeFlags = Fibers.runtimeFlagsOf(parent)
+  Effect.withFiberRuntime<A, E | TimeoutError, R>((parent, status) => {
+    const runtimeFlags = status.runtimeFlags
     return Effect.uninterruptibleMask((restore) => {
       const startedAt = queue.now()
       const started = Fibers.startOnCallerStack(Fibers.callerRuntime<R>(parent, runtimeFlags), self)
@@ -58,6 +110,9 @@ const makeApply = (
 
       let timedOut = false
       const deadline = queue.add(startedAt + limitMillis, () => {
+        // Work that has already finished is not timed out: its exit is on the
+        // way to the caller, which may not have run yet.
+        if (child.unsafePoll() !== null) return
         timedOut = true
         child.unsafeInterruptAsFork(parent.id())
       })
