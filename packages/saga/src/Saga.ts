@@ -18,6 +18,11 @@
  * (`@breakwater/saga/SagaIndex`), which lists sagas by state with each step's
  * history.
  *
+ * The index is bookkeeping: a failed index write never changes a saga's
+ * outcome. It is retried briefly, then written later (with the saga's next
+ * index write, or by a background retry), and counted in
+ * `indexWriteFailures`.
+ *
  * @since 0.1.0
  */
 import type * as Workflow from "@effect/workflow/Workflow"
@@ -26,11 +31,20 @@ import type * as Cause from "effect/Cause"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/saga.js"
 import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
+
+/**
+ * The key that marks a step (`Symbol.for("@breakwater/saga/Saga/Step")`).
+ *
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const StepTypeId: unique symbol = internal.StepTypeId
 
 /**
  * @since 0.1.0
@@ -39,22 +53,18 @@ import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
 export type StepTypeId = typeof StepTypeId
 
 /**
+ * The key that marks a saga (`Symbol.for("@breakwater/saga/Saga")`).
+ *
  * @since 0.1.0
  * @category Symbols
  */
-export declare const StepTypeId: unique symbol
+export const SagaTypeId: unique symbol = internal.SagaTypeId
 
 /**
  * @since 0.1.0
  * @category Symbols
  */
 export type SagaTypeId = typeof SagaTypeId
-
-/**
- * @since 0.1.0
- * @category Symbols
- */
-export declare const SagaTypeId: unique symbol
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -552,12 +562,16 @@ export interface Saga<
    * whole payload: a status endpoint given an order id, say.
    */
   readonly executionIdOfKey: (key: string) => Effect.Effect<string>
-  /** `undefined` if neither the engine nor the index knows the execution. */
+  /**
+   * `undefined` if neither the engine nor the index knows the execution.
+   * Fails with `SagaIndexError` when the saga has not finished and the index
+   * cannot be read (a finished saga's status comes from the engine alone).
+   */
   readonly status: (
     executionId: string
   ) => Effect.Effect<
     Status<Success["Type"], Error["Type"]> | undefined,
-    never,
+    SagaIndexError,
     WorkflowEngine | SagaIndex | Success["Context"] | Error["Context"]
   >
   /** Operator: runs the failed compensation of a `needs-attention` saga again, then the remaining ones. */
@@ -649,6 +663,23 @@ export const make: <
     executionId: string
   ) => Effect.Effect<Success["Type"], Error["Type"] | SagaError, R>
 ) => Saga<Name, PayloadSchema<Payload>, Success, Error, Requirements<R>> = internal.make
+
+// -----------------------------------------------------------------------------
+// Metrics
+// -----------------------------------------------------------------------------
+
+/**
+ * Saga index writes that still failed after their brief retries (3 retries,
+ * 100 ms, 200 ms, 400 ms), and failed attempts of the background retry,
+ * tagged with `saga`. Such a failure never changes the saga's outcome: the
+ * actions and the state it carried are written with the saga's next index
+ * write or by the background retry (1 s, 2 s, 4 s, ... capped at 30 s, until
+ * written). Each is also a warning in the log.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const indexWriteFailures: Metric.Metric.Counter<number> = internal.indexWriteFailures
 
 // -----------------------------------------------------------------------------
 // Versioning

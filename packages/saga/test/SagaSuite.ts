@@ -7,12 +7,14 @@ import * as SagaIndex from "@breakwater/saga/SagaIndex"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Deferred from "effect/Deferred"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -41,7 +43,7 @@ export const runToEnd = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 export const startUntil = <P, A, E>(
   saga: {
     readonly execute: (payload: P, options: { readonly discard: true }) => Effect.Effect<string, unknown, any>
-    readonly status: (id: string) => Effect.Effect<Saga.Status<A, E> | undefined, never, any>
+    readonly status: (id: string) => Effect.Effect<Saga.Status<A, E> | undefined, unknown, any>
   },
   payload: P,
   until: (status: Saga.Status<A, E> | undefined) => boolean
@@ -53,7 +55,7 @@ export const startUntil = <P, A, E>(
 
 /** Moves the clock until the saga's status satisfies `until`. */
 export const settle = <A, E>(
-  saga: { readonly status: (id: string) => Effect.Effect<Saga.Status<A, E> | undefined, never, any> },
+  saga: { readonly status: (id: string) => Effect.Effect<Saga.Status<A, E> | undefined, unknown, any> },
   executionId: string,
   until: (status: Saga.Status<A, E> | undefined) => boolean
 ) =>
@@ -65,7 +67,7 @@ export const settle = <A, E>(
       yield* TestClock.adjust("1 second")
     }
     return yield* Effect.dieMessage(`saga ${executionId} never reached the expected status`)
-  }) as Effect.Effect<Saga.Status<A, E> | undefined, never, any>
+  }) as Effect.Effect<Saga.Status<A, E> | undefined, unknown, any>
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
@@ -92,6 +94,47 @@ const logged = (log: Array<string>, name: string, options: {
       Effect.sync(() => log.push(`undo ${name} ${result}`)).pipe(Effect.zipRight(options.compensate ?? Effect.void)),
     compensationRetry: options.compensationRetry
   })
+
+/** An index outage: every index call fails while the clock is before `until`. */
+interface Outage {
+  until: number
+  /** Starts a 10 s outage at the first write of a final state. */
+  readonly atFinalWrite?: boolean
+  started?: boolean
+  failures: number
+}
+
+/** The engine, with its index failing during `outage`. */
+const withOutage = (engine: Layer.Layer<WorkflowEngine | SagaIndex.SagaIndex, unknown>, outage: Outage) =>
+  Layer.flatMap(engine, (context) => {
+    const index = Context.get(context, SagaIndex.SagaIndex)
+    const guard = <A>(operation: string, effect: Effect.Effect<A, SagaIndex.SagaIndexError>, final = false) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (final && outage.atFinalWrite === true && outage.started !== true) {
+          outage.started = true
+          outage.until = now + 10_000
+        }
+        if (now >= outage.until) return effect
+        outage.failures++
+        return Effect.fail(new SagaIndex.SagaIndexError({ operation, cause: "index outage" }))
+      })
+    const service: SagaIndex.Service = {
+      start: (options) => guard("start", index.start(options)),
+      write: (options) =>
+        guard("write", index.write(options), options.state !== undefined && SagaIndex.finalStates.includes(options.state.state)),
+      get: (executionId) => guard("get", index.get(executionId)),
+      list: (filter) => guard("list", index.list(filter)),
+      remove: (options) => guard("remove", index.remove(options))
+    }
+    return Layer.succeedContext(Context.add(context, SagaIndex.SagaIndex, service))
+  })
+
+/** Starts a 10 s outage now. */
+const startOutage = (outage: Outage) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.sync(() => {
+      outage.until = now + 10_000
+    }))
 
 /**
  * The saga behaviour suite, run on one engine. `engine` is built afresh for
@@ -600,6 +643,114 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           expect(error.message).toContain(`journal entry "step:charge" belongs to no declared step`)
           yield* Saga.checkJournal([V2], { onUnknown: "warn" })
         }).pipe(withEngine(V1.layer))
+      })
+    })
+
+    describe("an index outage never changes a saga's outcome", () => {
+      type Where = "step" | "compensation" | "final write" | "step, shorter than the saga"
+      const sagaOf = (log: Array<string>, outage: Outage, where: Where | "none", fail: boolean) => {
+        const trigger = (name: string) =>
+          (where === "step" && name === "A") || (where === "compensation" && name === "C") ? startOutage(outage) : Effect.void
+        const make = (name: string) =>
+          Saga.step({
+            name,
+            success: Schema.String,
+            error: OrderFailed,
+            run: (input: string) =>
+              Effect.sync(() => log.push(`run ${name}`)).pipe(
+                Effect.zipRight(trigger(name)),
+                // the outage outlives the step: the index is written again 20 s later, when it is back
+                Effect.zipRight(where === "step, shorter than the saga" && name === "A"
+                  ? Effect.zipRight(startOutage(outage), Effect.sleep("20 seconds"))
+                  : Effect.void),
+                Effect.zipRight(fail && name === "C" ? Effect.fail(new OrderFailed({ step: name })) : Effect.succeed(`${name}(${input})`))
+              ),
+            compensate: (result) => Effect.sync(() => log.push(`undo ${name} ${result}`))
+          })
+        const [a, b, c] = ["A", "B", "C"].map(make)
+        return Saga.make({
+          name: "outage",
+          payload: Order,
+          success: Schema.String,
+          error: OrderFailed,
+          idempotencyKey: (o) => o.orderId,
+          steps: [a!, b!, c!]
+        }, (o) =>
+          Effect.gen(function*() {
+            yield* Saga.run(a!, o.orderId)
+            yield* Saga.run(b!, o.orderId)
+            return yield* Saga.run(c!, o.orderId)
+          }))
+      }
+
+      /** Runs the saga to its end, then moves the clock until the index has its final state. */
+      const outcome = (where: Where | "none", fail: boolean) => {
+        const log: Array<string> = []
+        const outage: Outage = { until: 0, atFinalWrite: where === "final write", failures: 0 }
+        const S = sagaOf(log, outage, where, fail)
+        const failures = Metric.tagged(Saga.indexWriteFailures, "saga", "outage")
+        return Effect.gen(function*() {
+          const before = (yield* Metric.value(failures)).count
+          const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
+          const executionId = yield* S.executionId({ orderId: "o1" })
+          let entry = Option.none<SagaIndex.Entry>()
+          for (let i = 0; i < 120; i++) {
+            entry = yield* Effect.orElseSucceed(SagaIndex.get(executionId), () => Option.none<SagaIndex.Entry>())
+            if (Option.isSome(entry) && SagaIndex.finalStates.includes(entry.value.state)) break
+            yield* nextMacrotask
+            yield* TestClock.adjust("1 second")
+          }
+          assert(Option.isSome(entry))
+          const status = yield* S.status(executionId)
+          return {
+            exit,
+            log,
+            status,
+            state: entry.value.state,
+            steps: entry.value.steps.map((s) => ({ entry: s.entry, step: s.step, kind: s.kind, outcome: s.outcome, detail: s.detail })),
+            outageFailures: outage.failures,
+            metric: (yield* Metric.value(failures)).count - before
+          }
+        }).pipe(Effect.provide(S.layer.pipe(Layer.provideMerge(Layer.orDie(withOutage(engine, outage))))))
+      }
+
+      const cases: ReadonlyArray<readonly [Where, boolean]> = [
+        ["step", false],
+        ["step, shorter than the saga", false],
+        ["compensation", true],
+        ["final write", false],
+        ["final write", true]
+      ]
+      for (const [where, fail] of cases) {
+        it.effect(`during a ${where} (${fail ? "compensated" : "completed"}): the outcome and, afterwards, the index equal those without it`, () =>
+          Effect.gen(function*() {
+            const expected = yield* outcome("none", fail)
+            const actual = yield* outcome(where, fail)
+            expect(actual.outageFailures).toBeGreaterThan(0)
+            expect(actual.metric).toBeGreaterThan(0)
+            expect(actual.exit).toStrictEqual(expected.exit)
+            expect(actual.log).toStrictEqual(expected.log)
+            expect(actual.status).toStrictEqual(expected.status)
+            expect(actual.status?._tag).toBe(fail ? "Compensated" : "Completed")
+            // the index agrees with status
+            expect(actual.state).toBe(actual.status?._tag.toLowerCase())
+            expect(actual.state).toBe(expected.state)
+            expect(actual.steps).toStrictEqual(expected.steps)
+          }))
+      }
+
+      it.effect("status fails with a typed SagaIndexError while the index cannot be read; a finished saga's comes from the engine", () => {
+        const outage: Outage = { until: 0, failures: 0 }
+        const S = sagaOf([], outage, "none", false)
+        return Effect.gen(function*() {
+          const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
+          assert(Exit.isSuccess(exit))
+          yield* startOutage(outage)
+          const error = yield* Effect.flip(S.status("no-such-execution"))
+          expect(error).toBeInstanceOf(SagaIndex.SagaIndexError)
+          expect(error._tag).toBe("SagaIndexError")
+          expect(yield* S.status(yield* S.executionId({ orderId: "o1" }))).toStrictEqual({ _tag: "Completed", value: "C(o1)" })
+        }).pipe(Effect.provide(S.layer.pipe(Layer.provideMerge(Layer.orDie(withOutage(engine, outage))))))
       })
     })
 

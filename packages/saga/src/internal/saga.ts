@@ -11,6 +11,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
@@ -88,10 +91,31 @@ const SagaRuntime = Context.GenericTag<Saga.SagaRuntime, Runtime>("@breakwater/s
  * The index is written from the body, outside activities (an activity per
  * write would double the engine's work): every write is idempotent, and the
  * body re-runs from the top on resume, so a write lost to a crash is made
- * again. A write that keeps failing is a defect of the saga's run: the
- * engine's journal, not the index, is the truth about what ran.
+ * again.
+ *
+ * The index is bookkeeping: a write that fails never fails the saga. It is
+ * retried briefly (`indexRetry`); if it still fails, the actions stay in the
+ * buffer and the state is kept, both written with the next write of the run
+ * (the next transition or flush), and, when the run ends or suspends with
+ * something unwritten, by a background retry on `indexBackgroundRetry`, owned
+ * by the saga's layer and superseded by the next run of the same execution.
+ * Each write given up on is a warning in the log and one increment of
+ * `indexWriteFailures`.
  */
-const indexRetry = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(5)))
+const indexRetry = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(3)))
+
+/** The background retry of what a run left unwritten: 1 s, 2 s, 4 s, ... capped at 30 s, until it is written. */
+const indexBackgroundRetry = Schedule.exponential(Duration.seconds(1)).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(30)))
+)
+
+/** @internal */
+export const indexWriteFailures = Metric.counter("breakwater_saga_index_write_failures_total", {
+  description: "Saga index writes that failed after their retries; their actions and state are written later",
+  incremental: true
+})
+
+type StateUpdate = NonNullable<Parameters<SagaIndexApi.Service["write"]>[0]["state"]>
 
 interface IndexWriter {
   /** Moves the saga to `state`, with the actions recorded since the last write. */
@@ -105,56 +129,85 @@ interface IndexWriter {
   readonly flush: Effect.Effect<void>
   /** Records the saga as running (unless a write did already), with the actions recorded so far. */
   readonly start: Effect.Effect<void>
+  /** Whether a write was given up on and what it carried is still unwritten. */
+  readonly behind: () => boolean
+  /** Writes what is unwritten, retrying on `indexBackgroundRetry` until it is written. */
+  readonly catchUp: Effect.Effect<void>
 }
 
 /**
  * Actions are buffered and written with the saga's next transition (or
- * before a durable sleep the saga controls): a three-step saga that
- * completes costs the index two writes, its start and its end. The body
- * records the same actions in the same order on every replay, so an action's
- * position is its `seq`, and a buffer lost to a crash is rebuilt by the next
- * replay.
+ * before a durable sleep the saga controls). The body records the same
+ * actions in the same order on every replay, so an action's position is its
+ * `seq`, and a buffer lost to a crash is rebuilt by the next replay.
  */
 const writerOf = (index: SagaIndexApi.Service, saga: string, executionId: string): IndexWriter => {
   let buffer: Array<SagaIndexApi.NewStepEntry> = []
   let seq = 0
   let started = false
-  // the delayed start runs beside the body: one write at a time
+  // the last state a write gave up on: written with the next write, unless a newer one replaces it
+  let unwritten: StateUpdate | undefined
+  let behind = false
+  // the delayed start and the background retry run beside the body: one write at a time
   const lock = Effect.unsafeMakeSemaphore(1)
-  const startNow = Effect.suspend(() =>
-    started ? Effect.void : index.start({ executionId, saga }).pipe(
-      Effect.retry(indexRetry),
-      Effect.orDie,
-      Effect.tap(() => {
-        started = true
-      })
-    )
-  )
-  const write = (state: Parameters<SagaIndexApi.Service["write"]>[0]["state"]) =>
-    Effect.suspend((): Effect.Effect<void> => {
+  const attempt = (state: StateUpdate | undefined): Effect.Effect<void, SagaIndexApi.SagaIndexError> =>
+    Effect.suspend(() => {
       const entries = buffer
-      if (entries.length === 0 && state === undefined) return Effect.void
+      const next = state ?? unwritten
+      if (entries.length === 0 && next === undefined && started) return Effect.void
+      // without a state, the saga's row may not exist yet
+      const row = next === undefined && !started ? index.start({ executionId, saga }) : Effect.void
       return Effect.zipRight(
-        // without a state, the saga's row may not exist yet
-        state === undefined ? startNow : Effect.void,
-        index.write({ executionId, saga, entries, state }).pipe(
-          Effect.retry(indexRetry),
-          Effect.orDie,
-          Effect.tap(() => {
-            buffer = buffer.slice(entries.length)
-            if (state !== undefined) started = true
+        row,
+        entries.length === 0 && next === undefined
+          ? Effect.void
+          : index.write({ executionId, saga, entries, state: next })
+      ).pipe(
+        Effect.tap(() => {
+          buffer = buffer.slice(entries.length)
+          started = true
+          // the newest state is written (or there was none): nothing older is left to write
+          unwritten = undefined
+          behind = false
+        }),
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            if (next !== undefined) unwritten = next
+            behind = true
           })
         )
       )
     })
+  const giveUp = (error: SagaIndexApi.SagaIndexError, where: string) =>
+    Effect.zipRight(
+      Metric.increment(Metric.tagged(indexWriteFailures, "saga", saga)),
+      Effect.logWarning(`saga index: a write failed ${where}; its actions and state are kept and written later`).pipe(
+        Effect.annotateLogs({ saga, executionId, error: error.message })
+      )
+    )
+  const write = (state: StateUpdate | undefined) =>
+    lock.withPermits(1)(
+      attempt(state).pipe(
+        Effect.retry(indexRetry),
+        Effect.catchAll((error) => giveUp(error, "after its retries"))
+      )
+    )
   return {
-    start: lock.withPermits(1)(Effect.zipRight(startNow, write(undefined))),
-    transition: (state, options) => lock.withPermits(1)(write({ state, ...options })),
+    start: write(undefined),
+    transition: (state, options) => write({ state, ...options }),
     record: (entry) =>
       Effect.sync(() => {
         buffer.push({ ...entry, seq: ++seq })
       }),
-    flush: lock.withPermits(1)(write(undefined))
+    flush: write(undefined),
+    behind: () => behind,
+    catchUp: lock.withPermits(1)(attempt(undefined)).pipe(
+      Effect.tapError((error) => giveUp(error, "in the background")),
+      Effect.retry(indexBackgroundRetry),
+      // the schedule never ends: only interruption (a newer run, the layer's release) stops it
+      Effect.orDie,
+      Effect.zipRight(Effect.logInfo("saga index: caught up with the journal").pipe(Effect.annotateLogs({ saga, executionId })))
+    )
   }
 }
 
@@ -484,9 +537,11 @@ export const make = <
     success: options.success ?? (Schema.Void as any as Success),
     error: errorSchema
   })
-  const execute = (payload: any, executionId: string) =>
+  const execute = (payload: any, executionId: string, background: FiberMap.FiberMap<string>) =>
     Effect.gen(function*() {
       const index = yield* SagaIndexApi.SagaIndex
+      // this run rewrites everything an earlier run of the execution left unwritten
+      yield* FiberMap.remove(background, executionId)
       const runtime: Runtime = {
         saga: options.name,
         executionId,
@@ -495,6 +550,10 @@ export const make = <
         compensations: [],
         index: writerOf(index, options.name, executionId)
       }
+      // the run ends, fails or suspends with index writes given up on: write them in the background
+      yield* Effect.addFinalizer(() =>
+        runtime.index.behind() ? Effect.asVoid(FiberMap.run(background, executionId, runtime.index.catchUp)) : Effect.void
+      )
       // a saga still running after `startDelay` is written to the index as running; one that ends
       // or parks sooner is written once, with its first state change (two writes fewer per saga)
       const starter = yield* Effect.fork(Effect.zipRight(Effect.sleep(startDelay), runtime.index.start))
@@ -516,8 +575,12 @@ export const make = <
       const compensated = Option.isSome(error) && !Predicate.isTagged(error.value, "DuplicateStepError")
       yield* runtime.index.transition(compensated ? "compensated" : "failed", { detail: describe(failure) })
       return yield* exit
-    })
-  const layer = workflow.toLayer(execute as any)
+    }).pipe(Effect.scoped)
+  // the background index writes belong to the saga's layer: released with it
+  const layer = Layer.unwrapScoped(
+    Effect.map(FiberMap.make<string>(), (background) =>
+      workflow.toLayer(((payload: any, executionId: string) => execute(payload, executionId, background)) as any))
+  )
 
   const parked = (executionId: string, state: SagaIndexApi.State) =>
     Effect.gen(function*() {
@@ -559,7 +622,7 @@ export const make = <
       Effect.gen(function*() {
         const result = yield* workflow.poll(executionId)
         if (result !== undefined && result._tag === "Complete") return toStatus(result.exit)
-        const entry = yield* Effect.orDie((yield* SagaIndexApi.SagaIndex).get(executionId))
+        const entry = yield* (yield* SagaIndexApi.SagaIndex).get(executionId)
         if (Option.isNone(entry)) return result === undefined ? undefined : { _tag: "Running" }
         return fromIndex(entry.value)
       }) as any,
