@@ -36,6 +36,9 @@ const silentServer = Effect.acquireRelease(
     })
 )
 
+const storeFailures = (dependency: string, operation: "reserve" | "give-back") =>
+  Metric.tagged(Metric.tagged(Metrics.rateLimiterStoreFailures, "dependency", dependency), "operation", operation)
+
 /** A store whose decisions come from a memory store, and whose give-backs fail. */
 const failingGiveBack: RateLimiter.Store = {
   name: "flaky",
@@ -58,11 +61,7 @@ describe("RateLimiter store calls", () => {
       )
       const limiter = yield* RateLimiter.make({ dependency: "hung", limit: 1 }).pipe(Effect.provide(store))
       const events = yield* limiter.subscribe
-      const failures = Metric.tagged(
-        Metric.tagged(Metrics.rateLimiterStoreFailures, "dependency", "hung"),
-        "operation",
-        "reserve"
-      )
+      const failures = storeFailures("hung", "reserve")
       const before = (yield* Metric.value(failures)).count
       const fiber = yield* Effect.fork(limiter.take("tenant"))
       yield* TestClock.adjust("199 millis")
@@ -95,11 +94,7 @@ describe("RateLimiter store calls", () => {
         Effect.provideService(RateLimiter.RateLimiterStore, failingGiveBack)
       )
       const events = yield* limiter.subscribe
-      const failures = Metric.tagged(
-        Metric.tagged(Metrics.rateLimiterStoreFailures, "dependency", "give-back"),
-        "operation",
-        "give-back"
-      )
+      const failures = storeFailures("give-back", "give-back")
       const before = (yield* Metric.value(failures)).count
       yield* limiter.take()
       const waiter = yield* Effect.fork(limiter.take())

@@ -157,8 +157,7 @@ export const layerConfig = <const Dependency extends string>(
 ) =>
   fromConfig(
     tag(dependency),
-    // `Config.unwrap` cannot read an empty object.
-    Config.isConfig(config) || Object.keys(config).length > 0 ? config : Config.succeed({}),
+    config,
     (input: Omit<Fallback.Input, "dependency">) => make({ ...input, dependency })
   )
 

@@ -17,4 +17,12 @@ export const fromConfig = <Id, Service, I>(
   config: Config.Config.Wrap<I>,
   make: (input: I) => Effect.Effect<Service, InvalidOptionsError, Scope.Scope>
 ): Layer.Layer<Id, InvalidOptionsError | ConfigError.ConfigError> =>
-  Layer.scoped(tag, Effect.flatMap(Config.unwrap(config), make))
+  // `Config.unwrap` cannot read an empty object (a policy whose only option
+  // is its dependency).
+  Layer.scoped(
+    tag,
+    Effect.flatMap(
+      Config.isConfig(config) || Object.keys(config).length > 0 ? Config.unwrap(config) : Config.succeed({} as I),
+      make
+    )
+  )
