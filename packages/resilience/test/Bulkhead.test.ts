@@ -14,7 +14,6 @@ import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
-import { importAlone } from "./support/importAlone.js"
 
 const hold = <A>(latch: Deferred.Deferred<void>, value: A) => Effect.as(Deferred.await(latch), value)
 
@@ -270,12 +269,4 @@ describe("Bulkhead", () => {
       expect(peak).toBe(maxConcurrent)
       expect([...outcomes].sort()).toStrictEqual(["die died", "failed", "max-wait", "ok", "queue-full"])
     }))
-
-  it("each of its modules loads first and alone in a fresh Node process", async () => {
-    const modules = ["Bulkhead", "internal/bulkhead"]
-    const results = await Promise.all(modules.map(importAlone))
-    expect(results.map((result, i) => ({ module: modules[i], ...result }))).toStrictEqual(
-      modules.map((module) => ({ module, code: 0, stderr: "" }))
-    )
-  }, 60_000)
 })

@@ -16,7 +16,6 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { importAlone } from "./support/importAlone.js"
 
 type Outcome = { readonly after: number; readonly fail?: string }
 
@@ -395,12 +394,4 @@ describe("Hedge", () => {
       )
       expect(yield* fieldOf({ dependency: "", delay: 10 })).toBe("dependency")
     }))
-
-  it("each of its modules loads first and alone in a fresh Node process", async () => {
-    const modules = ["Hedge", "internal/hedge"]
-    const results = await Promise.all(modules.map(importAlone))
-    expect(results.map((result, i) => ({ module: modules[i], ...result }))).toStrictEqual(
-      modules.map((module) => ({ module, code: 0, stderr: "" }))
-    )
-  }, 60_000)
 })

@@ -19,7 +19,6 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Deadlines from "../src/internal/deadlines.js"
-import { importAlone } from "./support/importAlone.js"
 
 /**
  * A clock that moves only when told to, and whose sleepers wake only when
@@ -414,12 +413,4 @@ describe("Timeout", () => {
         `Timeout "x": invalid option "phase": Expected "connect" | "write" | "read" | "idle" | "acquire" | "total", actual "dns"`
       )
     }))
-
-  it("each of its modules loads first and alone in a fresh Node process", async () => {
-    const modules = ["Timeout", "internal/timeout", "internal/fibers", "internal/deadlines"]
-    const results = await Promise.all(modules.map(importAlone))
-    expect(results.map((result, i) => ({ module: modules[i], ...result }))).toStrictEqual(
-      modules.map((module) => ({ module, code: 0, stderr: "" }))
-    )
-  }, 60_000)
 })

@@ -33,7 +33,7 @@ import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import type * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/saga.js"
 import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
@@ -79,12 +79,13 @@ export type SagaTypeId = typeof SagaTypeId
  * @since 0.1.0
  * @category Errors
  */
-export class UnknownOutcomeError extends Schema.TaggedError<UnknownOutcomeError>("@breakwater/saga/UnknownOutcomeError")(
-  "UnknownOutcomeError",
-   {
-  message: Schema.optional(Schema.String),
-  cause: Schema.optional(Schema.Defect)
-}) {}
+export const UnknownOutcomeError: typeof internal.UnknownOutcomeError = internal.UnknownOutcomeError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type UnknownOutcomeError = internal.UnknownOutcomeError
 
 /**
  * Two steps of one saga run share a name. A step's name is its identity in
@@ -95,20 +96,13 @@ export class UnknownOutcomeError extends Schema.TaggedError<UnknownOutcomeError>
  * @since 0.1.0
  * @category Errors
  */
-export class DuplicateStepError extends Schema.TaggedError<DuplicateStepError>("@breakwater/saga/DuplicateStepError")(
-  "DuplicateStepError",
-  {
-    saga: Schema.String,
-    step: Schema.String
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `saga "${this.saga}": step "${this.step}" is used twice; step names must be unique within a saga`
-  }
-}
+export const DuplicateStepError: typeof internal.DuplicateStepError = internal.DuplicateStepError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type DuplicateStepError = internal.DuplicateStepError
 
 /**
  * Why a saga is parked as `pending`: a step's outcome stayed unknown after
@@ -119,11 +113,13 @@ export class DuplicateStepError extends Schema.TaggedError<DuplicateStepError>("
  * @since 0.1.0
  * @category Errors
  */
-export class PendingError extends Schema.TaggedError<PendingError>("@breakwater/saga/PendingError")("PendingError", {
-  saga: Schema.String,
-  step: Schema.String,
-  checks: Schema.Number
-}) {}
+export const PendingError: typeof internal.PendingError = internal.PendingError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type PendingError = internal.PendingError
 
 /**
  * Why a saga is parked as `needs-attention`: a compensation still failed
@@ -138,16 +134,13 @@ export class PendingError extends Schema.TaggedError<PendingError>("@breakwater/
  * @since 0.1.0
  * @category Errors
  */
-export class NeedsAttentionError extends Schema.TaggedError<NeedsAttentionError>("@breakwater/saga/NeedsAttentionError")(
-  "NeedsAttentionError",
-  {
-    saga: Schema.String,
-    step: Schema.String,
-    cause: Schema.Defect,
-    failure: Schema.Defect,
-    remaining: Schema.Array(Schema.String)
-  }
-) {}
+export const NeedsAttentionError: typeof internal.NeedsAttentionError = internal.NeedsAttentionError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type NeedsAttentionError = internal.NeedsAttentionError
 
 /**
  * The journaled failure of a compensation activity (after its retries).
@@ -155,13 +148,13 @@ export class NeedsAttentionError extends Schema.TaggedError<NeedsAttentionError>
  * @since 0.1.0
  * @category Errors
  */
-export class CompensationFailedError extends Schema.TaggedError<CompensationFailedError>("@breakwater/saga/CompensationFailedError")(
-  "CompensationFailedError",
-  {
-    step: Schema.String,
-    cause: Schema.Defect
-  }
-) {}
+export const CompensationFailedError: typeof internal.CompensationFailedError = internal.CompensationFailedError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type CompensationFailedError = internal.CompensationFailedError
 
 /**
  * A step whose outcome was unknown turned out not to have taken effect: its
@@ -172,18 +165,13 @@ export class CompensationFailedError extends Schema.TaggedError<CompensationFail
  * @since 0.1.0
  * @category Errors
  */
-export class NotAppliedError extends Schema.TaggedError<NotAppliedError>("@breakwater/saga/NotAppliedError")("NotAppliedError", {
-  saga: Schema.String,
-  step: Schema.String,
-  reason: Schema.Literal("cancelled", "reconciled")
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `saga "${this.saga}": step "${this.step}" did not take effect (${this.reason})`
-  }
-}
+export const NotAppliedError: typeof internal.NotAppliedError = internal.NotAppliedError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type NotAppliedError = internal.NotAppliedError
 
 /**
  * An operator action found the saga in another state than the one it acts on
@@ -193,19 +181,13 @@ export class NotAppliedError extends Schema.TaggedError<NotAppliedError>("@break
  * @since 0.1.0
  * @category Errors
  */
-export class NotParkedError extends Schema.TaggedError<NotParkedError>("@breakwater/saga/NotParkedError")("NotParkedError", {
-  saga: Schema.String,
-  executionId: Schema.String,
-  expected: Schema.String,
-  state: Schema.String
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `saga "${this.saga}" (${this.executionId}) is ${this.state}, not ${this.expected}`
-  }
-}
+export const NotParkedError: typeof internal.NotParkedError = internal.NotParkedError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type NotParkedError = internal.NotParkedError
 
 /**
  * An unfinished saga in the index that no given definition knows: its saga
@@ -215,14 +197,13 @@ export class NotParkedError extends Schema.TaggedError<NotParkedError>("@breakwa
  * @since 0.1.0
  * @category Errors
  */
-export class UnknownJournalEntry extends Schema.TaggedClass<UnknownJournalEntry>("@breakwater/saga/UnknownJournalEntry")(
-  "UnknownJournalEntry",
-  {
-    saga: Schema.String,
-    executionId: Schema.String,
-    entry: Schema.UndefinedOr(Schema.String)
-  }
-) {}
+export const UnknownJournalEntry: typeof internal.UnknownJournalEntry = internal.UnknownJournalEntry
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type UnknownJournalEntry = internal.UnknownJournalEntry
 
 /**
  * `checkJournal` found unfinished sagas the running code does not know.
@@ -230,23 +211,13 @@ export class UnknownJournalEntry extends Schema.TaggedClass<UnknownJournalEntry>
  * @since 0.1.0
  * @category Errors
  */
-export class UnknownJournalEntriesError extends Schema.TaggedError<UnknownJournalEntriesError>(
-  "@breakwater/saga/UnknownJournalEntriesError"
-)("UnknownJournalEntriesError", {
-  entries: Schema.Array(UnknownJournalEntry)
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    const lines = this.entries.map((e) =>
-      e.entry === undefined
-        ? `- saga "${e.saga}" (${e.executionId}): no definition of this saga is registered`
-        : `- saga "${e.saga}" (${e.executionId}): journal entry "${e.entry}" belongs to no declared step`
-    )
-    return `${this.entries.length} unfinished saga journal entries are unknown to this code:\n${lines.join("\n")}`
-  }
-}
+export const UnknownJournalEntriesError: typeof internal.UnknownJournalEntriesError = internal.UnknownJournalEntriesError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type UnknownJournalEntriesError = internal.UnknownJournalEntriesError
 
 /**
  * The errors a saga adds to its own.

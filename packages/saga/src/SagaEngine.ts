@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import * as Options from "@breakwater/resilience/Options"
+import type * as Options from "@breakwater/resilience/Options"
 import type * as MessageStorage from "@effect/cluster/MessageStorage"
 import type * as Runners from "@effect/cluster/Runners"
 import type * as Sharding from "@effect/cluster/Sharding"
@@ -25,11 +25,7 @@ import type * as SocketServer from "@effect/platform/SocketServer"
 import type * as SqlError from "@effect/sql/SqlError"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
-import * as Duration from "effect/Duration"
 import type * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
-import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import * as internal from "./internal/sagaEngine.js"
 import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
 
@@ -40,8 +36,6 @@ import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
  * @category Layers
  */
 export const layerMemory: Layer.Layer<WorkflowEngine | SagaIndex> = internal.layerMemory
-
-const PositiveInt = Schema.Int.pipe(Schema.positive())
 
 /**
  * The cluster settings (`@effect/cluster`'s `ShardingConfig`) a durable
@@ -54,50 +48,13 @@ const PositiveInt = Schema.Int.pipe(Schema.positive())
  * @since 0.1.0
  * @category Options
  */
-export const ShardingOverrides = Schema.Struct({
-  /** Relative share of the shards this runner takes (default 1). */
-  runnerShardWeight: Schema.optional(PositiveInt),
-  /** Shard groups across all runners (default `["default"]`). */
-  availableShardGroups: Schema.optional(Schema.Array(Schema.NonEmptyString)),
-  /** Shard groups this runner takes (default `["default"]`). */
-  assignedShardGroups: Schema.optional(Schema.Array(Schema.NonEmptyString)),
-  /** Shards per group; the same on every runner (default 300). */
-  shardsPerGroup: Schema.optional(PositiveInt),
-  /** How often a runner refreshes its shard locks and its heartbeat, at most (capped at a third of the expiry). */
-  shardLockRefreshInterval: Schema.optional(Options.PositiveDuration),
-  /** How long a runner's heartbeat (and table lock) stays valid without a refresh. */
-  shardLockExpiration: Schema.optional(Options.PositiveDuration),
-  /** PostgreSQL: shard locks in a table with an expiry instead of advisory locks. */
-  shardLockDisableAdvisory: Schema.optional(Schema.Boolean),
-  /** Start shutting down the runner as soon as an entity shuts down (default true). */
-  preemptiveShutdown: Schema.optional(Schema.Boolean),
-  /** Messages an entity (a saga) may have queued (default 4,096). */
-  entityMailboxCapacity: Schema.optional(Schema.Union(PositiveInt, Schema.Literal("unbounded"))),
-  /** A saga idle this long is evicted from memory (default 1 minute). */
-  entityMaxIdleTime: Schema.optional(Options.PositiveDuration),
-  /** A message to an entity type nobody registers fails after this (default 1 minute). */
-  entityRegistrationTimeout: Schema.optional(Options.PositiveDuration),
-  /** How long shutting down waits for an entity (default 15 seconds). */
-  entityTerminationTimeout: Schema.optional(Options.NonNegativeDuration),
-  /** How often storage is read for messages nobody announced (default 10 seconds). */
-  entityMessagePollInterval: Schema.optional(Options.PositiveDuration),
-  /** How often storage is read for replies awaited from storage (default 200 ms). */
-  entityReplyPollInterval: Schema.optional(Options.PositiveDuration),
-  /** How often the runners and the shard assignments are read (default 3 seconds). */
-  refreshAssignmentsInterval: Schema.optional(Options.PositiveDuration),
-  /** Wait before resending a message whose shard has no runner yet (default 100 ms). */
-  sendRetryInterval: Schema.optional(Options.PositiveDuration),
-  /** How often other runners are pinged (default 1 minute). */
-  runnerHealthCheckInterval: Schema.optional(Options.PositiveDuration),
-  /** Serialize messages to local entities as if remote (default true). */
-  simulateRemoteSerialization: Schema.optional(Schema.Boolean)
-})
+export const ShardingOverrides: typeof internal.ShardingOverrides = internal.ShardingOverrides
 
 /**
  * @since 0.1.0
  * @category Options
  */
-export type ShardingOverrides = typeof ShardingOverrides.Encoded
+export type ShardingOverrides = typeof internal.ShardingOverrides.Encoded
 
 /**
  * Options of `layerSqlite`.
@@ -105,24 +62,19 @@ export type ShardingOverrides = typeof ShardingOverrides.Encoded
  * @since 0.1.0
  * @category Options
  */
-export const SqliteOptions = Schema.Struct({
-  /** The SQLite file; created (with the engine's tables) if missing. */
-  filename: Schema.NonEmptyString,
-  /** Overrides of the cluster's settings. */
-  shardingConfig: Schema.optional(ShardingOverrides)
-})
+export const SqliteOptions: typeof internal.SqliteOptions = internal.SqliteOptions
 
 /**
  * @since 0.1.0
  * @category Options
  */
-export type SqliteOptions = typeof SqliteOptions.Type
+export type SqliteOptions = typeof internal.SqliteOptions.Type
 
 /**
  * @since 0.1.0
  * @category Options
  */
-export type SqliteInput = typeof SqliteOptions.Encoded
+export type SqliteInput = typeof internal.SqliteOptions.Encoded
 
 /**
  * The pragmas `layerSqlite` runs on its connection (its only one) before the
@@ -151,7 +103,7 @@ export type SqliteInput = typeof SqliteOptions.Encoded
  * @since 0.1.0
  * @category Options
  */
-export const sqlitePragmas: ReadonlyArray<string> = ["synchronous = NORMAL"]
+export const sqlitePragmas: ReadonlyArray<string> = internal.sqlitePragmas
 
 /**
  * The cluster settings `layerSqlite` uses when `shardingConfig` does not give
@@ -174,9 +126,7 @@ export const sqlitePragmas: ReadonlyArray<string> = ["synchronous = NORMAL"]
  * @since 0.1.0
  * @category Options
  */
-export const sqliteShardingDefaults = {
-  shardsPerGroup: 1
-} as const
+export const sqliteShardingDefaults: typeof internal.sqliteShardingDefaults = internal.sqliteShardingDefaults
 
 /**
  * The embedded durable engine: `@effect/cluster`'s `ClusterWorkflowEngine` on
@@ -217,36 +167,6 @@ export const layerSqlite: (
   Options.InvalidOptionsError | ConfigError.ConfigError | SagaIndexError
 > = internal.layerSqlite
 
-const Port = Schema.Int.pipe(Schema.between(1, 65535, { message: () => "must be a TCP port, 1 to 65535" }))
-
-const isPostgresUrl = (url: string): boolean => {
-  try {
-    const protocol = new URL(url).protocol
-    return protocol === "postgres:" || protocol === "postgresql:"
-  } catch {
-    return false
-  }
-}
-
-const urlReason = "must be a postgres:// or postgresql:// URL"
-
-// A string or a Redacted string, decoded to a Redacted one. No message repeats
-// the value: it may carry a password.
-const PostgresUrl = Schema.transformOrFail(
-  Schema.Union(Schema.String, Schema.RedactedFromSelf(Schema.String)),
-  Schema.RedactedFromSelf(Schema.String),
-  {
-    strict: true,
-    decode: (input, _, ast) => {
-      const url = Redacted.isRedacted(input) ? Redacted.value(input) : input
-      return isPostgresUrl(url)
-        ? ParseResult.succeed(Redacted.make(url))
-        : ParseResult.fail(new ParseResult.Type(ast, Redacted.make(url), urlReason))
-    },
-    encode: ParseResult.succeed
-  }
-)
-
 /**
  * The cluster settings `layerPostgres` uses when `shardingConfig` does not
  * give them, chosen so that the sagas of a runner that died are resumed by
@@ -285,12 +205,7 @@ const PostgresUrl = Schema.transformOrFail(
  * @since 0.1.0
  * @category Options
  */
-export const postgresShardingDefaults = {
-  shardLockDisableAdvisory: true,
-  shardLockRefreshInterval: Duration.seconds(2),
-  shardLockExpiration: Duration.seconds(6),
-  refreshAssignmentsInterval: Duration.seconds(1)
-} as const
+export const postgresShardingDefaults: typeof internal.postgresShardingDefaults = internal.postgresShardingDefaults
 
 /**
  * Options of `layerPostgres`.
@@ -298,30 +213,19 @@ export const postgresShardingDefaults = {
  * @since 0.1.0
  * @category Options
  */
-export const PostgresOptions = Schema.Struct({
-  /** The database, as a `postgres://` URL (`Redacted` or plain). */
-  url: PostgresUrl,
-  /**
-   * Where this process's runner listens and how the other runners reach it:
-   * each process sharing the database has its own address (a port each on
-   * one host).
-   */
-  runnerAddress: Schema.Struct({ host: Schema.NonEmptyTrimmedString, port: Port }),
-  /** Overrides of the cluster's settings; see `postgresShardingDefaults`. */
-  shardingConfig: Schema.optionalWith(ShardingOverrides, { default: () => ({}) })
-})
+export const PostgresOptions: typeof internal.PostgresOptions = internal.PostgresOptions
 
 /**
  * @since 0.1.0
  * @category Options
  */
-export type PostgresOptions = typeof PostgresOptions.Type
+export type PostgresOptions = typeof internal.PostgresOptions.Type
 
 /**
  * @since 0.1.0
  * @category Options
  */
-export type PostgresInput = typeof PostgresOptions.Encoded
+export type PostgresInput = typeof internal.PostgresOptions.Encoded
 
 /**
  * The clustered durable engine: `@effect/cluster`'s `ClusterWorkflowEngine`

@@ -17,12 +17,10 @@
  * @since 0.1.0
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as internal from "./internal/sagaIndex.js"
 
 // -----------------------------------------------------------------------------
@@ -47,21 +45,13 @@ import * as internal from "./internal/sagaIndex.js"
  * @since 0.1.0
  * @category Models
  */
-export const State = Schema.Literal(
-  "running",
-  "compensating",
-  "completed",
-  "compensated",
-  "failed",
-  "needs-attention",
-  "pending"
-)
+export const State: typeof internal.State = internal.State
 
 /**
  * @since 0.1.0
  * @category Models
  */
-export type State = typeof State.Type
+export type State = typeof internal.State.Type
 
 /**
  * The states a saga does not leave.
@@ -144,20 +134,13 @@ export interface Filter {
  * @since 0.1.0
  * @category Errors
  */
-export class SagaIndexError extends Schema.TaggedError<SagaIndexError>("@breakwater/saga/SagaIndexError")(
-  "SagaIndexError",
-  {
-    operation: Schema.String,
-    cause: Schema.Defect
-  }
-) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `saga index: ${this.operation} failed: ${String(this.cause)}`
-  }
-}
+export const SagaIndexError: typeof internal.SagaIndexError = internal.SagaIndexError
+
+/**
+ * @since 0.1.0
+ * @category Errors
+ */
+export type SagaIndexError = internal.SagaIndexError
 
 // -----------------------------------------------------------------------------
 // Service
@@ -201,15 +184,13 @@ export interface Service {
  * @since 0.1.0
  * @category Tags
  */
-export const SagaIndex: Context.Tag<SagaIndex, Service> = internal.SagaIndex
+export const SagaIndex: typeof internal.SagaIndex = internal.SagaIndex
 
 /**
  * @since 0.1.0
  * @category Tags
  */
-export interface SagaIndex {
-  readonly _: unique symbol
-}
+export type SagaIndex = internal.SagaIndex
 
 // -----------------------------------------------------------------------------
 // Layers

@@ -18,14 +18,129 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Saga from "../Saga.js"
-import * as SagaIndexApi from "../SagaIndex.js"
+import type * as Saga from "../Saga.js"
+import type * as SagaIndexApi from "../SagaIndex.js"
+import { SagaIndex } from "./sagaIndex.js"
 
 /** @internal */
 export const StepTypeId: Saga.StepTypeId = Symbol.for("@breakwater/saga/Saga/Step") as Saga.StepTypeId
 
 /** @internal */
 export const SagaTypeId: Saga.SagaTypeId = Symbol.for("@breakwater/saga/Saga") as Saga.SagaTypeId
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export class UnknownOutcomeError extends Schema.TaggedError<UnknownOutcomeError>("@breakwater/saga/UnknownOutcomeError")(
+  "UnknownOutcomeError",
+   {
+  message: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+/** @internal */
+export class DuplicateStepError extends Schema.TaggedError<DuplicateStepError>("@breakwater/saga/DuplicateStepError")(
+  "DuplicateStepError",
+  {
+    saga: Schema.String,
+    step: Schema.String
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `saga "${this.saga}": step "${this.step}" is used twice; step names must be unique within a saga`
+  }
+}
+
+/** @internal */
+export class PendingError extends Schema.TaggedError<PendingError>("@breakwater/saga/PendingError")("PendingError", {
+  saga: Schema.String,
+  step: Schema.String,
+  checks: Schema.Number
+}) {}
+
+/** @internal */
+export class NeedsAttentionError extends Schema.TaggedError<NeedsAttentionError>("@breakwater/saga/NeedsAttentionError")(
+  "NeedsAttentionError",
+  {
+    saga: Schema.String,
+    step: Schema.String,
+    cause: Schema.Defect,
+    failure: Schema.Defect,
+    remaining: Schema.Array(Schema.String)
+  }
+) {}
+
+/** @internal */
+export class CompensationFailedError extends Schema.TaggedError<CompensationFailedError>("@breakwater/saga/CompensationFailedError")(
+  "CompensationFailedError",
+  {
+    step: Schema.String,
+    cause: Schema.Defect
+  }
+) {}
+
+/** @internal */
+export class NotAppliedError extends Schema.TaggedError<NotAppliedError>("@breakwater/saga/NotAppliedError")("NotAppliedError", {
+  saga: Schema.String,
+  step: Schema.String,
+  reason: Schema.Literal("cancelled", "reconciled")
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `saga "${this.saga}": step "${this.step}" did not take effect (${this.reason})`
+  }
+}
+
+/** @internal */
+export class NotParkedError extends Schema.TaggedError<NotParkedError>("@breakwater/saga/NotParkedError")("NotParkedError", {
+  saga: Schema.String,
+  executionId: Schema.String,
+  expected: Schema.String,
+  state: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `saga "${this.saga}" (${this.executionId}) is ${this.state}, not ${this.expected}`
+  }
+}
+
+/** @internal */
+export class UnknownJournalEntry extends Schema.TaggedClass<UnknownJournalEntry>("@breakwater/saga/UnknownJournalEntry")(
+  "UnknownJournalEntry",
+  {
+    saga: Schema.String,
+    executionId: Schema.String,
+    entry: Schema.UndefinedOr(Schema.String)
+  }
+) {}
+
+/** @internal */
+export class UnknownJournalEntriesError extends Schema.TaggedError<UnknownJournalEntriesError>(
+  "@breakwater/saga/UnknownJournalEntriesError"
+)("UnknownJournalEntriesError", {
+  entries: Schema.Array(UnknownJournalEntry)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const lines = this.entries.map((e) =>
+      e.entry === undefined
+        ? `- saga "${e.saga}" (${e.executionId}): no definition of this saga is registered`
+        : `- saga "${e.saga}" (${e.executionId}): journal entry "${e.entry}" belongs to no declared step`
+    )
+    return `${this.entries.length} unfinished saga journal entries are unknown to this code:\n${lines.join("\n")}`
+  }
+}
 
 /** Names in the engine's journal: the identity of each durable action. */
 /** @internal */
@@ -290,7 +405,6 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
   R | Success["Context"] | Error["Context"] | Saga.SagaRuntime | WorkflowEngine | WorkflowInstance
 > =>
   Effect.gen(function*() {
-    const { DuplicateStepError, NotAppliedError, PendingError, UnknownOutcomeError } = Saga
     const runtime = yield* SagaRuntime
     if (runtime.used.has(self.name)) {
       return yield* Effect.fail(new DuplicateStepError({ saga: runtime.saga, step: self.name }))
@@ -420,7 +534,6 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
     const compensate = self.compensate
     if (compensate !== undefined) {
       const stepIdempotencyKey = idempotencyKey
-      const { CompensationFailedError } = Saga
       runtime.compensations.push({
         step: self.name,
         // built, and its key hashed, only if it runs
@@ -455,7 +568,6 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
 /** Runs the compensations in reverse order; parks on an operator when one still fails. */
 const compensateAll = (runtime: Runtime, failure: unknown) =>
   Effect.gen(function*() {
-    const { NeedsAttentionError } = Saga
     const index = runtime.index
     const stack = runtime.compensations.slice().reverse()
     yield* index.transition("compensating", { detail: describe(failure) })
@@ -519,7 +631,6 @@ export const make = <
     executionId: string
   ) => Effect.Effect<Success["Type"], Error["Type"] | Saga.SagaError, R>
 ): Saga.Saga<Name, Saga.PayloadSchema<Payload>, Success, Error, Saga.Requirements<R>> => {
-  const { DuplicateStepError, NotAppliedError } = Saga
   let declared: ReadonlySet<string> | undefined
   if (options.steps !== undefined) {
     const names = new Set<string>()
@@ -539,7 +650,7 @@ export const make = <
   })
   const execute = (payload: any, executionId: string, background: FiberMap.FiberMap<string>) =>
     Effect.gen(function*() {
-      const index = yield* SagaIndexApi.SagaIndex
+      const index = yield* SagaIndex
       // this run rewrites everything an earlier run of the execution left unwritten
       yield* FiberMap.remove(background, executionId)
       const runtime: Runtime = {
@@ -584,8 +695,7 @@ export const make = <
 
   const parked = (executionId: string, state: SagaIndexApi.State) =>
     Effect.gen(function*() {
-      const { NotParkedError } = Saga
-      const entry = yield* (yield* SagaIndexApi.SagaIndex).get(executionId)
+      const entry = yield* (yield* SagaIndex).get(executionId)
       if (Option.isNone(entry) || entry.value.state !== state || entry.value.step === undefined) {
         return yield* Effect.fail(
           new NotParkedError({
@@ -622,7 +732,7 @@ export const make = <
       Effect.gen(function*() {
         const result = yield* workflow.poll(executionId)
         if (result !== undefined && result._tag === "Complete") return toStatus(result.exit)
-        const entry = yield* (yield* SagaIndexApi.SagaIndex).get(executionId)
+        const entry = yield* (yield* SagaIndex).get(executionId)
         if (Option.isNone(entry)) return result === undefined ? undefined : { _tag: "Running" }
         return fromIndex(entry.value)
       }) as any,
@@ -632,7 +742,6 @@ export const make = <
       Effect.gen(function*() {
         const entry = yield* parked(executionId, "pending")
         if (entry.step !== s.name) {
-          const { NotParkedError } = Saga
           return yield* Effect.fail(
             new NotParkedError({ saga: options.name, executionId, expected: "pending", state: `pending on step "${entry.step}"` })
           )
@@ -676,7 +785,6 @@ const parse = <A>(schema: Schema.Schema<A, any, never>, detail: string | undefin
 }
 
 const fromIndex = (entry: SagaIndexApi.Entry): Saga.Status<unknown, unknown> => {
-  const { NeedsAttentionError, PendingError } = Saga
   const step = entry.step ?? "<unknown>"
   switch (entry.state) {
     case "needs-attention":
@@ -715,8 +823,7 @@ const openStates: ReadonlyArray<SagaIndexApi.State> = ["running", "compensating"
 /** @internal */
 export const unknownJournalEntries = (sagas: ReadonlyArray<Saga.Any>) =>
   Effect.gen(function*() {
-    const { UnknownJournalEntry } = Saga
-    const index = yield* SagaIndexApi.SagaIndex
+    const index = yield* SagaIndex
     const byName = new Map(sagas.map((s) => [s.name, s] as const))
     const open = yield* index.list({ state: openStates, limit: Number.MAX_SAFE_INTEGER })
     const found: Array<Saga.UnknownJournalEntry> = []
@@ -739,7 +846,6 @@ export const unknownJournalEntries = (sagas: ReadonlyArray<Saga.Any>) =>
 /** @internal */
 export const checkJournal = (sagas: ReadonlyArray<Saga.Any>, options?: { readonly onUnknown?: "fail" | "warn" | undefined }) =>
   Effect.gen(function*() {
-    const { UnknownJournalEntriesError } = Saga
     const found = yield* unknownJournalEntries(sagas)
     if (found.length === 0) return
     const error = new UnknownJournalEntriesError({ entries: found })

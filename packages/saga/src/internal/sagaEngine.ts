@@ -1,4 +1,4 @@
-import { decode, InvalidOptionsError } from "@breakwater/resilience/Options"
+import * as Options from "@breakwater/resilience/Options"
 import * as ClusterWorkflowEngine from "@effect/cluster/ClusterWorkflowEngine"
 import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import * as ShardingConfig from "@effect/cluster/ShardingConfig"
@@ -11,8 +11,122 @@ import * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as SagaEngine from "../SagaEngine.js"
-import * as SagaIndex from "../SagaIndex.js"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Duration from "effect/Duration"
+import type * as SagaEngine from "../SagaEngine.js"
+import * as SagaIndex from "./sagaIndex.js"
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/** @internal */
+export const ShardingOverrides = Schema.Struct({
+  /** Relative share of the shards this runner takes (default 1). */
+  runnerShardWeight: Schema.optional(PositiveInt),
+  /** Shard groups across all runners (default `["default"]`). */
+  availableShardGroups: Schema.optional(Schema.Array(Schema.NonEmptyString)),
+  /** Shard groups this runner takes (default `["default"]`). */
+  assignedShardGroups: Schema.optional(Schema.Array(Schema.NonEmptyString)),
+  /** Shards per group; the same on every runner (default 300). */
+  shardsPerGroup: Schema.optional(PositiveInt),
+  /** How often a runner refreshes its shard locks and its heartbeat, at most (capped at a third of the expiry). */
+  shardLockRefreshInterval: Schema.optional(Options.PositiveDuration),
+  /** How long a runner's heartbeat (and table lock) stays valid without a refresh. */
+  shardLockExpiration: Schema.optional(Options.PositiveDuration),
+  /** PostgreSQL: shard locks in a table with an expiry instead of advisory locks. */
+  shardLockDisableAdvisory: Schema.optional(Schema.Boolean),
+  /** Start shutting down the runner as soon as an entity shuts down (default true). */
+  preemptiveShutdown: Schema.optional(Schema.Boolean),
+  /** Messages an entity (a saga) may have queued (default 4,096). */
+  entityMailboxCapacity: Schema.optional(Schema.Union(PositiveInt, Schema.Literal("unbounded"))),
+  /** A saga idle this long is evicted from memory (default 1 minute). */
+  entityMaxIdleTime: Schema.optional(Options.PositiveDuration),
+  /** A message to an entity type nobody registers fails after this (default 1 minute). */
+  entityRegistrationTimeout: Schema.optional(Options.PositiveDuration),
+  /** How long shutting down waits for an entity (default 15 seconds). */
+  entityTerminationTimeout: Schema.optional(Options.NonNegativeDuration),
+  /** How often storage is read for messages nobody announced (default 10 seconds). */
+  entityMessagePollInterval: Schema.optional(Options.PositiveDuration),
+  /** How often storage is read for replies awaited from storage (default 200 ms). */
+  entityReplyPollInterval: Schema.optional(Options.PositiveDuration),
+  /** How often the runners and the shard assignments are read (default 3 seconds). */
+  refreshAssignmentsInterval: Schema.optional(Options.PositiveDuration),
+  /** Wait before resending a message whose shard has no runner yet (default 100 ms). */
+  sendRetryInterval: Schema.optional(Options.PositiveDuration),
+  /** How often other runners are pinged (default 1 minute). */
+  runnerHealthCheckInterval: Schema.optional(Options.PositiveDuration),
+  /** Serialize messages to local entities as if remote (default true). */
+  simulateRemoteSerialization: Schema.optional(Schema.Boolean)
+})
+
+/** @internal */
+export const SqliteOptions = Schema.Struct({
+  /** The SQLite file; created (with the engine's tables) if missing. */
+  filename: Schema.NonEmptyString,
+  /** Overrides of the cluster's settings. */
+  shardingConfig: Schema.optional(ShardingOverrides)
+})
+
+/** @internal */
+export const sqlitePragmas: ReadonlyArray<string> = ["synchronous = NORMAL"]
+
+/** @internal */
+export const sqliteShardingDefaults = {
+  shardsPerGroup: 1
+} as const
+
+const Port = Schema.Int.pipe(Schema.between(1, 65535, { message: () => "must be a TCP port, 1 to 65535" }))
+
+const isPostgresUrl = (url: string): boolean => {
+  try {
+    const protocol = new URL(url).protocol
+    return protocol === "postgres:" || protocol === "postgresql:"
+  } catch {
+    return false
+  }
+}
+
+const urlReason = "must be a postgres:// or postgresql:// URL"
+
+// A string or a Redacted string, decoded to a Redacted one. No message repeats
+// the value: it may carry a password.
+const PostgresUrl = Schema.transformOrFail(
+  Schema.Union(Schema.String, Schema.RedactedFromSelf(Schema.String)),
+  Schema.RedactedFromSelf(Schema.String),
+  {
+    strict: true,
+    decode: (input, _, ast) => {
+      const url = Redacted.isRedacted(input) ? Redacted.value(input) : input
+      return isPostgresUrl(url)
+        ? ParseResult.succeed(Redacted.make(url))
+        : ParseResult.fail(new ParseResult.Type(ast, Redacted.make(url), urlReason))
+    },
+    encode: ParseResult.succeed
+  }
+)
+
+/** @internal */
+export const postgresShardingDefaults = {
+  shardLockDisableAdvisory: true,
+  shardLockRefreshInterval: Duration.seconds(2),
+  shardLockExpiration: Duration.seconds(6),
+  refreshAssignmentsInterval: Duration.seconds(1)
+} as const
+
+/** @internal */
+export const PostgresOptions = Schema.Struct({
+  /** The database, as a `postgres://` URL (`Redacted` or plain). */
+  url: PostgresUrl,
+  /**
+   * Where this process's runner listens and how the other runners reach it:
+   * each process sharing the database has its own address (a port each on
+   * one host).
+   */
+  runnerAddress: Schema.Struct({ host: Schema.NonEmptyTrimmedString, port: Port }),
+  /** Overrides of the cluster's settings; see `postgresShardingDefaults`. */
+  shardingConfig: Schema.optionalWith(ShardingOverrides, { default: () => ({}) })
+})
 
 /** @internal */
 export const layerMemory = Layer.merge(WorkflowEngine.layerMemory, SagaIndex.layerMemory)
@@ -20,9 +134,9 @@ export const layerMemory = Layer.merge(WorkflowEngine.layerMemory, SagaIndex.lay
 /** @internal */
 export const layerSqlite = (input: SagaEngine.SqliteInput) =>
   Layer.unwrapEffect(Effect.map(
-    decode("SagaEngine.layerSqlite", SagaEngine.SqliteOptions, input),
+    Options.decode("SagaEngine.layerSqlite", SqliteOptions, input),
     (options) => {
-      const shardingConfig = { ...SagaEngine.sqliteShardingDefaults, ...defined(options.shardingConfig ?? {}) }
+      const shardingConfig = { ...sqliteShardingDefaults, ...defined(options.shardingConfig ?? {}) }
       // the saga index in the same database; built after the engine, so its purge can clear the engine's journal
       return SagaIndex.layerSql.pipe(
         Layer.provideMerge(ClusterWorkflowEngine.layer.pipe(
@@ -45,7 +159,7 @@ export const layerSqlite = (input: SagaEngine.SqliteInput) =>
 const prepareSqlite = (overrides: Partial<ShardingConfig.ShardingConfig["Type"]>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    for (const pragma of SagaEngine.sqlitePragmas) {
+    for (const pragma of sqlitePragmas) {
       yield* Effect.orDie(sql.unsafe(`PRAGMA ${pragma}`))
     }
     const config = { ...(yield* ShardingConfig.configFromEnv), ...overrides }
@@ -58,7 +172,7 @@ const prepareSqlite = (overrides: Partial<ShardingConfig.ShardingConfig["Type"]>
     const stranded = yield* Effect.orDie(sql<{ readonly shard_id: string }>`
       SELECT DISTINCT shard_id FROM cluster_messages WHERE processed = 0 AND NOT ${sql.in("shard_id", shards)} LIMIT 3`)
     if (stranded.length > 0) {
-      return yield* new InvalidOptionsError({
+      return yield* new Options.InvalidOptionsError({
         policy: "SagaEngine.layerSqlite",
         dependency: "",
         field: "shardingConfig.shardsPerGroup",
@@ -73,7 +187,7 @@ const prepareSqlite = (overrides: Partial<ShardingConfig.ShardingConfig["Type"]>
 /** @internal */
 export const layerPostgres = (input: SagaEngine.PostgresInput) =>
   Layer.unwrapEffect(Effect.map(
-    decode("SagaEngine.layerPostgres", SagaEngine.PostgresOptions, input),
+    Options.decode("SagaEngine.layerPostgres", PostgresOptions, input),
     (options) =>
       // the saga index in the same database, as for SQLite
       SagaIndex.layerSql.pipe(
@@ -81,7 +195,7 @@ export const layerPostgres = (input: SagaEngine.PostgresInput) =>
           Layer.provideMerge(NodeClusterSocket.layer({
             storage: "sql",
             shardingConfig: {
-              ...SagaEngine.postgresShardingDefaults,
+              ...postgresShardingDefaults,
               ...defined(options.shardingConfig),
               runnerAddress: Option.some(RunnerAddress.make(options.runnerAddress.host, options.runnerAddress.port))
             }

@@ -13,20 +13,41 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import * as SagaIndexApi from "../SagaIndex.js"
+import * as Schema from "effect/Schema"
+import type * as SagaIndexApi from "../SagaIndex.js"
 
 /** @internal */
-export const SagaIndex = Context.GenericTag<SagaIndexApi.SagaIndex, SagaIndexApi.Service>("@breakwater/saga/SagaIndex")
+export const State = Schema.Literal(
+  "running",
+  "compensating",
+  "completed",
+  "compensated",
+  "failed",
+  "needs-attention",
+  "pending"
+)
+
+/** @internal */
+export class SagaIndexError extends Schema.TaggedError<SagaIndexError>("@breakwater/saga/SagaIndexError")(
+  "SagaIndexError",
+  {
+    operation: Schema.String,
+    cause: Schema.Defect
+  }
+) {
+  override get message(): string {
+    return `saga index: ${this.operation} failed: ${String(this.cause)}`
+  }
+}
+
+/** @internal */
+export class SagaIndex extends Context.Tag("@breakwater/saga/SagaIndex")<SagaIndex, SagaIndexApi.Service>() {}
 
 /** @internal */
 export const finalStates: ReadonlyArray<SagaIndexApi.State> = ["completed", "compensated", "failed"]
 
 const fail = (operation: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.catchAllCause(effect, (cause) => {
-    // the public module imports this one: read its class at call time
-    const { SagaIndexError } = SagaIndexApi
-    return Effect.fail(new SagaIndexError({ operation, cause: Cause.squash(cause) }))
-  })
+  Effect.catchAllCause(effect, (cause) => Effect.fail(new SagaIndexError({ operation, cause: Cause.squash(cause) })))
 
 /**
  * Clears the engine's journal of one execution, when the engine is the
@@ -156,7 +177,7 @@ export const makeMemory = Effect.gen(function*() {
 })
 
 /** @internal */
-export const layerMemory: Layer.Layer<SagaIndexApi.SagaIndex> = Layer.effect(SagaIndex, makeMemory)
+export const layerMemory: Layer.Layer<SagaIndex> = Layer.effect(SagaIndex, makeMemory)
 
 // -----------------------------------------------------------------------------
 // SQL (SQLite and PostgreSQL)
@@ -320,7 +341,7 @@ export const makeSql = Effect.gen(function*() {
 })
 
 /** @internal */
-export const layerSql: Layer.Layer<SagaIndexApi.SagaIndex, SagaIndexApi.SagaIndexError, SqlClient.SqlClient> = Layer
+export const layerSql: Layer.Layer<SagaIndex, SagaIndexError, SqlClient.SqlClient> = Layer
   .effect(SagaIndex, makeSql.pipe(fail("create tables")))
 
 // -----------------------------------------------------------------------------
@@ -341,7 +362,7 @@ export const purge = (options: { readonly olderThan: Duration.DurationInput }) =
 export const layerPurge = (options: {
   readonly retention: Duration.DurationInput
   readonly every?: Duration.DurationInput | undefined
-}): Layer.Layer<never, never, SagaIndexApi.SagaIndex> =>
+}): Layer.Layer<never, never, SagaIndex> =>
   Layer.scopedDiscard(
     Effect.forkScoped(
       purge({ olderThan: options.retention }).pipe(

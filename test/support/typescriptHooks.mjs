@@ -1,5 +1,5 @@
 // Node module hooks that load the package's TypeScript sources as they are,
-// for tests that import a module in a fresh Node process (test/support/importAlone.ts).
+// for the repository test that imports each module in a fresh Node process (test/modules.ts).
 // A relative `./x.js` imported from a `.ts` file resolves to `./x.ts`, and a
 // `.ts` file is transpiled alone (types erased, nothing bundled), so module
 // initialisation order is exactly Node's ESM order.
@@ -24,7 +24,7 @@ export async function load(url, context, next) {
   const fileName = fileURLToPath(url)
   const { outputText } = ts.transpileModule(await readFile(fileName, "utf8"), {
     fileName,
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 }
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true }
   })
   return { format: "module", source: outputText, shortCircuit: true }
 }
