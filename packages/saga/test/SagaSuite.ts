@@ -16,6 +16,7 @@ import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
@@ -164,6 +165,43 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
       }).pipe(withEngine(PlaceOrder.layer))
     })
 
+    it.effect("rejects a step started while another is running with a defect, and compensates the steps done", () => {
+      const log: Array<string> = []
+      const [a, b, c] = ["A", "B", "C"].map((name) => logged(log, name))
+      const Concurrent = Saga.make({ name: "concurrent", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+        Effect.gen(function*() {
+          yield* Saga.run(a!, o.orderId)
+          yield* Effect.all([Saga.run(b!, o.orderId), Saga.run(c!, o.orderId)], { concurrency: 2 })
+        }))
+      return Effect.gen(function*() {
+        const exit = yield* runToEnd(Concurrent.execute({ orderId: "o1" }))
+        assert(Exit.isFailure(exit))
+        expect(Cause.pretty(exit.cause)).toContain(
+          `saga "concurrent": step "C" started while step "B" is still running; a saga runs its steps one at a time`
+        )
+        // C never ran; A, done before, is undone
+        expect(log).not.toContain("run C")
+        expect(log).toContain("undo A A(o1)")
+        const status = yield* Concurrent.status(yield* Concurrent.executionId({ orderId: "o1" }))
+        expect(status?._tag).toBe("Failed")
+      }).pipe(withEngine(Concurrent.layer))
+    })
+
+    it.effect("runs steps in sequence from forked fibers, one at a time", () => {
+      const log: Array<string> = []
+      const [a, b] = ["A", "B"].map((name) => logged(log, name))
+      const Forked = Saga.make({ name: "forked", payload: Order, success: Schema.String, idempotencyKey: (o) => o.orderId }, (o) =>
+        Effect.gen(function*() {
+          const first = yield* Fiber.join(yield* Effect.fork(Saga.run(a!, o.orderId)))
+          const second = yield* Fiber.join(yield* Effect.fork(Saga.run(b!, o.orderId)))
+          return `${first} ${second}`
+        }))
+      return Effect.gen(function*() {
+        assert.deepStrictEqual(yield* runToEnd(Forked.execute({ orderId: "o1" })), Exit.succeed("A(o1) B(o1)"))
+        expect(log).toStrictEqual(["run A", "run B"])
+      }).pipe(withEngine(Forked.layer))
+    })
+
     it.effect("completes, and registers no compensation for a step that failed", () => {
       const log: Array<string> = []
       const a = logged(log, "A")
@@ -180,11 +218,15 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
       }).pipe(withEngine(Layer.mergeAll(Ok.layer, Ko.layer)))
     })
 
-    it.effect("retries a compensation with its own policy (default: exponential backoff)", () => {
+    it.effect("retries a compensation with its own policy (default: exponential backoff, full jitter)", () => {
       const log: Array<string> = []
+      const at: Array<number> = []
       let failures = 2
       const a = logged(log, "A", {
-        compensate: Effect.suspend(() => failures-- > 0 ? Effect.fail("refund service down") : Effect.void)
+        compensate: Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          at.push(now)
+          return failures-- > 0 ? Effect.fail("refund service down") : Effect.void
+        })
       })
       const b = logged(log, "B", { fail: true })
       const S = Saga.make({ name: "retry-comp", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
@@ -193,10 +235,22 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           yield* Saga.run(b, o.orderId)
         }))
       return Effect.gen(function*() {
-        const exit = yield* runToEnd(S.execute({ orderId: "o1" }))
+        const fiber = yield* Effect.fork(Effect.exit(S.execute({ orderId: "o1" })))
+        while (Option.isNone(yield* Fiber.poll(fiber))) {
+          yield* nextMacrotask
+          yield* TestClock.adjust("10 millis")
+        }
+        const exit = yield* Fiber.join(fiber)
         expect(failureOf(exit)).toStrictEqual(new OrderFailed({ step: "B" }))
         expect(log).toStrictEqual(["run A", "run B", "undo A A(o1)", "undo A A(o1)", "undo A A(o1)"])
-      }).pipe(withEngine(S.layer))
+        // full jitter draws each delay in [0, 1 s * 2^n); the Random here always gives 0.9 of it:
+        // 900 ms, then 1,800 ms, each seen within the 10 ms the clock moves at a time
+        const delays = [at[1]! - at[0]!, at[2]! - at[1]!]
+        expect(delays[0]).toBeGreaterThanOrEqual(900)
+        expect(delays[0]).toBeLessThan(910 + 10)
+        expect(delays[1]).toBeGreaterThanOrEqual(1_800)
+        expect(delays[1]).toBeLessThan(1_810 + 10)
+      }).pipe(withEngine(S.layer), Effect.withRandom(Random.fixed([0.9])))
     })
 
     describe("a compensation that still fails after its retries", () => {

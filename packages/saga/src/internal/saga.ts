@@ -193,6 +193,8 @@ interface Runtime {
   readonly used: Set<string>
   readonly compensations: Array<Compensation>
   readonly index: IndexWriter
+  /** The step running now: steps run one at a time. */
+  inFlight: string | undefined
 }
 
 /** The state of one run of a saga's body (the body re-runs from the top on resume). */
@@ -406,6 +408,14 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
 > =>
   Effect.gen(function*() {
     const runtime = yield* SagaRuntime
+    if (runtime.inFlight !== undefined) {
+      // a compensation is registered when its step succeeds: a step interrupted in flight by a
+      // sibling's failure may have taken effect and would never be undone
+      return yield* Effect.dieMessage(
+        `saga "${runtime.saga}": step "${self.name}" started while step "${runtime.inFlight}" is still running; ` +
+          `a saga runs its steps one at a time (run them in sequence, or make them one step)`
+      )
+    }
     if (runtime.used.has(self.name)) {
       return yield* Effect.fail(new DuplicateStepError({ saga: runtime.saga, step: self.name }))
     }
@@ -415,6 +425,21 @@ export const run = <Name extends string, I, Success extends Schema.Schema.Any, E
       )
     }
     runtime.used.add(self.name)
+    runtime.inFlight = self.name
+    return yield* Effect.ensuring(
+      runStep(self, input, runtime),
+      Effect.sync(() => {
+        runtime.inFlight = undefined
+      })
+    )
+  }) as any
+
+const runStep = <Name extends string, I, Success extends Schema.Schema.Any, Error extends Schema.Schema.All, R>(
+  self: Saga.Step<Name, I, Success, Error, R>,
+  input: I,
+  runtime: Runtime
+): Effect.Effect<Success["Type"], unknown, any> =>
+  Effect.gen(function*() {
     const index = runtime.index
     const idempotencyKey = yield* Activity.idempotencyKey(journalNames.step(self.name))
     const context: Saga.StepContext = {
@@ -659,7 +684,8 @@ export const make = <
         declared,
         used: new Set(),
         compensations: [],
-        index: writerOf(index, options.name, executionId)
+        index: writerOf(index, options.name, executionId),
+        inFlight: undefined
       }
       // the run ends, fails or suspends with index writes given up on: write them in the background
       yield* Effect.addFinalizer(() =>
