@@ -354,6 +354,10 @@ describe("ChaosServer admin endpoint", () => {
       })
       expect(put).toMatchObject({ kind: "response", status: 204 })
       expect(yield* statuses(chaos.port, "/hello", 1)).toStrictEqual([418])
+      const faults = yield* call(chaos.port, { path: "/__chaos/faults" })
+      expect(JSON.parse(faults.kind === "response" ? faults.body : "{}")).toStrictEqual({
+        faults: [{ type: "error", status: 418, rate: 1, after: 0, work: false }]
+      })
       const ledger = yield* call(chaos.port, { path: "/__chaos/ledger" })
       expect(ledger).toMatchObject({ kind: "response", status: 200 })
       const parsed = JSON.parse(ledger.kind === "response" ? ledger.body : "{}")

@@ -431,12 +431,34 @@ const awaitClose = (socket: Net.Socket) =>
     return Effect.sync(() => socket.off("close", onClose))
   })
 
-/** Resolves once Node has handed `chunk` to the socket (the write callback). */
+/**
+ * Resolves once Node has handed `chunk` to the socket (the write callback),
+ * or the response closed. Node's callbacks: Effect cannot see a socket's writes.
+ */
 const write = (res: Http.ServerResponse, chunk: Buffer) =>
   Effect.async<void>((resume) => {
     if (res.destroyed || chunk.length === 0) return resume(Effect.void)
-    res.write(chunk, () => resume(Effect.void))
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      res.off("close", finish)
+      resume(Effect.void)
+    }
+    res.once("close", finish)
+    res.write(chunk, finish)
+    return Effect.sync(() => res.off("close", finish))
   })
+
+/** Durations as milliseconds, so that what the admin endpoint shows can be PUT back. */
+const toJson = (value: unknown): unknown => {
+  if (Duration.isDuration(value)) return Duration.toMillis(value)
+  if (Array.isArray(value)) return value.map(toJson)
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, toJson(v)]))
+  }
+  return value
+}
 
 const writeHeadAndFlush = (res: Http.ServerResponse, response: ChaosResponse, body: Buffer) =>
   Effect.sync(() => {
@@ -493,10 +515,7 @@ export const make = (
             ([requests, effects]) => send(res, { body: { requests, effects } })
           )
         case "GET /faults":
-          return Effect.flatMap(
-            Effect.orDie(Schema.encode(Faults)(state.faults)),
-            (faults) => send(res, { body: faults })
-          )
+          return send(res, { body: toJson(state.faults) })
         case "PUT /faults":
           return setFaults(request.json === undefined && request.body !== "" ? Symbol.for("invalid json") : request.json)
             .pipe(
@@ -696,7 +715,10 @@ export const make = (
       const chunks: Array<Buffer> = []
       req.on("data", (chunk: Buffer) => chunks.push(chunk))
       req.on("end", () => {
-        run(handle(req, res, Buffer.concat(chunks)))
+        run(handle(req, res, Buffer.concat(chunks)).pipe(
+          // a defect in the server's own code: the client sees the connection close, not a hang
+          Effect.catchAllCause(() => Effect.sync(() => req.socket.destroy()))
+        ))
       })
     })
     server.on("connection", (socket) => {
