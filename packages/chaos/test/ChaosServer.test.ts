@@ -427,3 +427,63 @@ describe("ChaosServer.blackhole", () => {
       expect(yield* connects(port, 500)).toBe("refused")
     }))
 })
+
+describe("ChaosServer, more", () => {
+  it.scopedLive("update replaces the faults from the current ones and restarts the counts", () =>
+    Effect.gen(function*() {
+      const chaos = yield* server({ faults: { faults: [{ type: "error", status: 500, after: 1 }] } })
+      expect(yield* statuses(chaos.port, "/hello", 2)).toStrictEqual([200, 500])
+      yield* chaos.update((current) => ({ ...current, faults: current.faults?.map((f) => f.type === "error" ? { ...f, status: 502 } : f) }))
+      expect(yield* statuses(chaos.port, "/hello", 2)).toStrictEqual([200, 502])
+      expect((yield* chaos.faults).faults?.[0]).toMatchObject({ type: "error", status: 502, after: 1 })
+    }))
+
+  it.scopedLive("a custom adminPrefix; admin: false makes those paths ordinary requests", () =>
+    Effect.gen(function*() {
+      const custom = yield* server({ adminPrefix: "/_admin/chaos" })
+      expect(yield* call(custom.port, { path: "/_admin/chaos/ledger" })).toMatchObject({ status: 200 })
+      expect(yield* call(custom.port, { path: "/_admin/chaos/nope" })).toMatchObject({ status: 404 })
+      expect(yield* custom.requests).toStrictEqual([])
+      const none = yield* server({ admin: false })
+      expect(yield* call(none.port, { path: "/__chaos/ledger" })).toMatchObject({ status: 404 })
+      expect((yield* none.requests).map((entry) => entry.path)).toStrictEqual(["/__chaos/ledger"])
+      const bad = yield* Effect.flip(server({ adminPrefix: "/__chaos/" }))
+      expect(bad).toMatchObject({ _tag: "InvalidOptionsError", field: "adminPrefix" })
+    }))
+
+  it.scopedLive("PUT faults with a body that is not JSON: 400 at <root>", () =>
+    Effect.gen(function*() {
+      const chaos = yield* server()
+      const outcome = yield* Effect.promise(() =>
+        fetch(`${chaos.url}/__chaos/faults`, { method: "PUT", body: "{nope" }).then(async (r) => ({
+          status: r.status,
+          body: await r.json()
+        }))
+      )
+      expect(outcome).toMatchObject({ status: 400, body: { _tag: "InvalidOptionsError", field: "<root>" } })
+    }))
+
+  it.scopedLive("a fault with work: true applies the effect even when nothing is answered", () =>
+    Effect.gen(function*() {
+      const chaos = yield* server({ faults: { faults: [{ type: "never-answer", work: true }] } })
+      const outcome = yield* call(chaos.port, { method: "POST", path: "/charges", timeout: 150 })
+      expect(outcome).toMatchObject({ kind: "error", code: "timeout" })
+      expect(yield* chaos.effects("charge")).toStrictEqual([{ kind: "charge", key: null, applied: 1, duplicates: 0 }])
+    }))
+
+  it.scopedLive("uniform latency stays within min..max; the query is not part of the path", () =>
+    Effect.gen(function*() {
+      const chaos = yield* server({ seed: 5, faults: { latency: { type: "uniform", min: 1, max: 5 } } })
+      yield* Effect.forEach([1, 2, 3, 4, 5, 6], (i) => call(chaos.port, { path: `/hello?i=${i}` }))
+      const entries = yield* chaos.requests
+      expect(entries.every((entry) => entry.path === "/hello" && entry.route === "GET /hello")).toBe(true)
+      expect(entries.every((entry) => entry.latencyMillis >= 1 && entry.latencyMillis <= 5)).toBe(true)
+      expect(new Set(entries.map((entry) => entry.latencyMillis)).size).toBeGreaterThan(1)
+    }))
+
+  it.scoped("blackhole options are validated", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(ChaosServer.blackhole({ backlog: 0 }))
+      expect(error).toMatchObject({ _tag: "InvalidOptionsError", field: "backlog" })
+    }))
+})
