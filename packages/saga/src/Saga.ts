@@ -385,6 +385,12 @@ export interface SagaRuntime {
  * until it is reconciled), and the registration of its compensation once it
  * succeeded.
  *
+ * A saga runs its steps one at a time: a step started while another step of
+ * the same saga is still running is a defect at that call (the saga ends
+ * `Failed` after compensating the steps that succeeded), because a step
+ * interrupted in flight by a sibling's failure may have taken effect and
+ * would never be compensated.
+ *
  * @since 0.1.0
  * @category Combinators
  */
