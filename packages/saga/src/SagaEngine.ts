@@ -30,7 +30,10 @@ import * as internal from "./internal/sagaEngine.js"
 import type { SagaIndex, SagaIndexError } from "./SagaIndex.js"
 
 /**
- * The in-memory engine of `@effect/workflow`: nothing is durable.
+ * In memory, nothing durable: `@effect/cluster`'s `ClusterWorkflowEngine`
+ * (the engine of `layerSqlite` and `layerPostgres`) on its in-memory message
+ * storage (`TestRunner`), with the index in memory. Sagas behave as on the
+ * durable engines, purge included.
  *
  * @since 0.1.0
  * @category Layers

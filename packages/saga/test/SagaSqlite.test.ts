@@ -1,6 +1,5 @@
 import * as Saga from "@breakwater/saga/Saga"
 import * as SagaEngine from "@breakwater/saga/SagaEngine"
-import * as SagaIndex from "@breakwater/saga/SagaIndex"
 import { assert, describe, expect, it } from "@effect/vitest"
 import * as DurableClock from "@effect/workflow/DurableClock"
 import * as Effect from "effect/Effect"
@@ -69,37 +68,6 @@ describe("Saga (SQLite engine): resuming from the file", () => {
       assert.deepStrictEqual(exit, Exit.succeed("B(o1)"))
       expect(log.filter((line) => line !== "body")).toStrictEqual(["run A", "run B"])
       expect(log.filter((line) => line === "body").length).toBeGreaterThanOrEqual(2)
-    })
-  })
-})
-
-describe("Saga (SQLite engine): purge", () => {
-  it.scoped("purging a finished saga clears the engine's journal too: the same key runs afresh", () => {
-    const log: Array<string> = []
-    const a = Saga.step({
-      name: "A",
-      success: Schema.String,
-      run: (input: string) => Effect.sync(() => log.push("run A")).pipe(Effect.as(`A(${input})`))
-    })
-    const S = Saga.make({ name: "purged", payload: { orderId: Schema.String }, success: Schema.String, idempotencyKey: (o) => o.orderId }, (o) =>
-      Saga.run(a, o.orderId))
-    return Effect.gen(function*() {
-      const filename = path.join(yield* tempDir, "saga.db")
-      yield* Effect.gen(function*() {
-        const executionId = yield* S.executionId({ orderId: "o1" })
-        assert.deepStrictEqual(yield* runToEnd(S.execute({ orderId: "o1" })), Exit.succeed("A(o1)"))
-        // joining the finished execution does not run it again
-        assert.deepStrictEqual(yield* runToEnd(S.execute({ orderId: "o1" })), Exit.succeed("A(o1)"))
-        expect(log).toStrictEqual(["run A"])
-
-        yield* TestClock.adjust("2 minutes")
-        const purged = yield* SagaIndex.purge({ olderThan: "1 minute" })
-        expect(purged).toStrictEqual([{ executionId, saga: "purged" }])
-        expect(yield* S.status(executionId)).toBeUndefined()
-
-        assert.deepStrictEqual(yield* runToEnd(S.execute({ orderId: "o1" })), Exit.succeed("A(o1)"))
-        expect(log).toStrictEqual(["run A", "run A"])
-      }).pipe(Effect.provide(S.layer.pipe(Layer.provideMerge(Layer.orDie(SagaEngine.layerSqlite({ filename }))))))
     })
   })
 })

@@ -190,7 +190,7 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
     it.effect("runs steps in sequence from forked fibers, one at a time", () => {
       const log: Array<string> = []
       const [a, b] = ["A", "B"].map((name) => logged(log, name))
-      const Forked = Saga.make({ name: "forked", payload: Order, success: Schema.String, idempotencyKey: (o) => o.orderId }, (o) =>
+      const Forked = Saga.make({ name: "forked", payload: Order, success: Schema.String, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
         Effect.gen(function*() {
           const first = yield* Fiber.join(yield* Effect.fork(Saga.run(a!, o.orderId)))
           const second = yield* Fiber.join(yield* Effect.fork(Saga.run(b!, o.orderId)))
@@ -656,6 +656,33 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
           expect(states(yield* SagaIndex.list())).toStrictEqual(["stuck pending"])
           expect(Option.isSome(yield* SagaIndex.get(stuckId))).toBe(true)
         }).pipe(withEngine(Layer.mergeAll(Ok.layer, Ko.layer, Stuck.layer)))
+      })
+
+      it.effect("purging a finished saga clears the engine's journal too: the same key runs afresh", () => {
+        const log: Array<string> = []
+        const a = Saga.step({
+          name: "A",
+          success: Schema.String,
+          run: (input: string) => Effect.sync(() => log.push("run A")).pipe(Effect.as(`A(${input})`))
+        })
+        const S = Saga.make({ name: "purged", payload: Order, success: Schema.String, idempotencyKey: (o) => o.orderId }, (o) =>
+          Saga.run(a, o.orderId))
+        return Effect.gen(function*() {
+          const executionId = yield* S.executionId({ orderId: "o1" })
+          assert.deepStrictEqual(yield* runToEnd(S.execute({ orderId: "o1" })), Exit.succeed("A(o1)"))
+          // joining the finished execution does not run it again
+          assert.deepStrictEqual(yield* runToEnd(S.execute({ orderId: "o1" })), Exit.succeed("A(o1)"))
+          expect(log).toStrictEqual(["run A"])
+
+          yield* TestClock.adjust("2 minutes")
+          const purged = yield* SagaIndex.purge({ olderThan: "1 minute" })
+          expect(purged).toStrictEqual([{ executionId, saga: "purged" }])
+          // the engine no longer knows it: no status, and the same key is a new execution
+          expect(yield* S.status(executionId)).toBeUndefined()
+          assert.deepStrictEqual(yield* runToEnd(S.execute({ orderId: "o1" })), Exit.succeed("A(o1)"))
+          expect(log).toStrictEqual(["run A", "run A"])
+          expect((yield* SagaIndex.get(executionId)).pipe(Option.map((e) => e.state))).toStrictEqual(Option.some("completed"))
+        }).pipe(withEngine(S.layer))
       })
 
       it.effect("purges on a schedule (layerPurge)", () => {

@@ -3,11 +3,11 @@ import * as ClusterWorkflowEngine from "@effect/cluster/ClusterWorkflowEngine"
 import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import * as SingleRunner from "@effect/cluster/SingleRunner"
+import * as TestRunner from "@effect/cluster/TestRunner"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -128,8 +128,15 @@ export const PostgresOptions = Schema.Struct({
   shardingConfig: Schema.optionalWith(ShardingOverrides, { default: () => ({}) })
 })
 
+/**
+ * The cluster engine on `@effect/cluster`'s in-memory message storage: the
+ * same engine as the durable ones, so that a saga behaves alike on each
+ * (purge included), with nothing kept.
+ */
 /** @internal */
-export const layerMemory = Layer.merge(WorkflowEngine.layerMemory, SagaIndex.layerMemory)
+export const layerMemory = SagaIndex.layerMemory.pipe(
+  Layer.provideMerge(ClusterWorkflowEngine.layer.pipe(Layer.provideMerge(TestRunner.layer)))
+)
 
 /** @internal */
 export const layerSqlite = (input: SagaEngine.SqliteInput) =>

@@ -56,6 +56,7 @@ const fail = (operation: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 const makeClearJournal = Effect.gen(function*() {
   const storage = yield* Effect.serviceOption(MessageStorage.MessageStorage)
   const sharding = yield* Effect.serviceOption(Sharding.Sharding)
+  const memory = yield* Effect.serviceOption(MessageStorage.MemoryDriver)
   if (Option.isNone(storage) || Option.isNone(sharding)) {
     return (_saga: string, _executionId: string): Effect.Effect<void, unknown> => Effect.void
   }
@@ -64,12 +65,24 @@ const makeClearJournal = Effect.gen(function*() {
     // sagas carry no shard group annotation: the default group
     const group = Context.get(Context.empty(), ClusterSchema.ShardGroup)(entityId)
     const shardId = sharding.value.getShardId(entityId, group)
-    return Effect.zipRight(
-      storage.value.clearAddress(new EntityAddress({ entityType: EntityType.EntityType.make(`Workflow/${saga}`), entityId, shardId })),
-      storage.value.clearAddress(
-        new EntityAddress({ entityType: EntityType.EntityType.make("Workflow/-/DurableClock"), entityId, shardId })
-      )
+    const addresses = [`Workflow/${saga}`, "Workflow/-/DurableClock"].map((entityType) =>
+      new EntityAddress({ entityType: EntityType.EntityType.make(entityType), entityId, shardId })
     )
+    return Effect.forEach(addresses, (address) =>
+      Effect.zipRight(
+        storage.value.clearAddress(address),
+        // the memory driver's clearAddress leaves the requests' primary keys behind: a new execution with
+        // the same key would be taken for the cleared one
+        Effect.sync(() => {
+          if (Option.isNone(memory)) return
+          for (const [key, entry] of memory.value.requestsByPrimaryKey) {
+            const target = entry.envelope.address
+            if (target.entityType === address.entityType && target.entityId === address.entityId) {
+              memory.value.requestsByPrimaryKey.delete(key)
+            }
+          }
+        })
+      ), { discard: true })
   }
 })
 
