@@ -22,6 +22,7 @@ import type * as MessageStorage from "@effect/cluster/MessageStorage"
 import type * as Runners from "@effect/cluster/Runners"
 import type * as Sharding from "@effect/cluster/Sharding"
 import type * as SocketServer from "@effect/platform/SocketServer"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
@@ -275,3 +276,98 @@ export const layerPostgres: (
   | ConfigError.ConfigError
   | SagaIndexError
 > = internal.layerPostgres
+
+/**
+ * The options of `layerSqliteClient`: `layerSqlite`'s without the file.
+ *
+ * @since 0.1.0
+ * @category Options
+ */
+export const SqliteClientOptions: typeof internal.SqliteClientOptions = internal.SqliteClientOptions
+
+/**
+ * @since 0.1.0
+ * @category Options
+ */
+export type SqliteClientInput = typeof internal.SqliteClientOptions.Encoded
+
+/**
+ * The SQLite engine on the application's own `SqlClient` (an
+ * `@effect/sql-sqlite-node` `SqliteClient` layer provided below it), so that
+ * its tables, its sagas and later its outbox share one database and one
+ * connection: the engine's tables and the index's are created in it if
+ * missing, `sqlitePragmas` are applied to it and the shard check of
+ * `layerSqlite` runs on it before the engine starts. A `SqlClient` of
+ * another dialect fails the layer with `InvalidOptionsError`
+ * (`field: "SqlClient"`).
+ *
+ * @example
+ * ```ts
+ * import * as SagaEngine from "@breakwater/saga/SagaEngine"
+ * import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+ * import * as Layer from "effect/Layer"
+ *
+ * // the application's database, shared by its own tables and its sagas
+ * const Database = SqliteClient.layer({ filename: "app.db" })
+ * const Engine = SagaEngine.layerSqliteClient().pipe(Layer.provideMerge(Database))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerSqliteClient: (
+  options?: SqliteClientInput
+) => Layer.Layer<
+  WorkflowEngine | SagaIndex | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage,
+  Options.InvalidOptionsError | ConfigError.ConfigError | SagaIndexError,
+  SqlClient.SqlClient
+> = internal.layerSqliteClient
+
+/**
+ * The options of `layerPostgresClient`: `layerPostgres`'s without the URL.
+ *
+ * @since 0.1.0
+ * @category Options
+ */
+export const PostgresClientOptions: typeof internal.PostgresClientOptions = internal.PostgresClientOptions
+
+/**
+ * @since 0.1.0
+ * @category Options
+ */
+export type PostgresClientInput = typeof internal.PostgresClientOptions.Encoded
+
+/**
+ * The PostgreSQL engine on the application's own `SqlClient` (an
+ * `@effect/sql-pg` `PgClient` layer provided below it), so that its tables,
+ * its sagas and later its outbox share one database and one pool. The
+ * engine's and the index's tables are created in it if missing. A
+ * `SqlClient` of another dialect fails the layer with `InvalidOptionsError`
+ * (`field: "SqlClient"`).
+ *
+ * @example
+ * ```ts
+ * import * as SagaEngine from "@breakwater/saga/SagaEngine"
+ * import * as PgClient from "@effect/sql-pg/PgClient"
+ * import * as Layer from "effect/Layer"
+ * import * as Redacted from "effect/Redacted"
+ *
+ * const Database = PgClient.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") })
+ * const Engine = SagaEngine.layerPostgresClient({ runnerAddress: { host: "127.0.0.1", port: 34431 } }).pipe(
+ *   Layer.provideMerge(Database)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerPostgresClient: (
+  options: PostgresClientInput
+) => Layer.Layer<
+  WorkflowEngine | SagaIndex | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage,
+  | Options.InvalidOptionsError
+  | SocketServer.SocketServerError
+  | ConfigError.ConfigError
+  | SagaIndexError,
+  SqlClient.SqlClient
+> = internal.layerPostgresClient

@@ -105,6 +105,11 @@ export interface Entry {
   readonly step: string | undefined
   /** How many times the saga parked on this step (the operator decision's number). */
   readonly attempt: number
+  /**
+   * The state's position among the execution's state changes (0 for the
+   * start): a write with a lower version than the index holds is ignored.
+   */
+  readonly version: number
   /** The encoded error of a parked or finished saga, as JSON. */
   readonly detail: string | undefined
   readonly createdAt: number
@@ -157,6 +162,9 @@ export interface Service {
    * Writes a saga's new actions (each ignored if the index has its `entry`
    * for the execution already; `seq` orders them), then, if given, its new
    * state. Both writes are idempotent; they need not share a transaction.
+   * A state is written only if its `version` is at least the one the index
+   * holds: a late write of an older state (a replay, a background retry of
+   * an earlier run) never moves a saga backwards.
    */
   readonly write: (options: {
     readonly executionId: string
@@ -167,6 +175,7 @@ export interface Service {
       readonly step?: string | undefined
       readonly attempt?: number | undefined
       readonly detail?: string | undefined
+      readonly version: number
     } | undefined
   }) => Effect.Effect<void, SagaIndexError>
   readonly get: (executionId: string) => Effect.Effect<Option.Option<Entry>, SagaIndexError>

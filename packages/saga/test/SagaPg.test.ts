@@ -286,3 +286,27 @@ vi.setConfig({ testTimeout: 90_000 })
 describe.skipIf(url === undefined)("PostgreSQL", () => {
   suite("Saga (PostgreSQL engine)", freshPg(url ?? ""))
 })
+
+describe.skipIf(url === undefined)("PostgreSQL: on the application's own SqlClient", () => {
+  it.live("layerPostgresClient: the application's tables, its sagas and the index share one database and one pool", () => {
+    const a = Saga.step({ name: "A", success: Schema.String, run: (input: string) => Effect.succeed(`A(${input})`) })
+    const S = Saga.make({ name: "shared", payload: { orderId: Schema.String }, success: Schema.String, idempotencyKey: (o) => o.orderId }, (o) =>
+      Saga.run(a, o.orderId))
+    return Effect.gen(function*() {
+      const dbUrl = yield* freshDatabase(url!)
+      const port = yield* freePort
+      const Database = PgClient.layer({ url: Redacted.make(dbUrl) })
+      const Engine = SagaEngine.layerPostgresClient({ runnerAddress: { host: "127.0.0.1", port } })
+      yield* Effect.gen(function*() {
+        const sql = yield* PgClient.PgClient
+        yield* sql`CREATE TABLE orders (id TEXT PRIMARY KEY)`
+        const result = yield* S.execute({ orderId: "o1" }).pipe(Effect.timeout("60 seconds"))
+        expect(result).toBe("A(o1)")
+        const tables = (yield* sql<{ tablename: string }>`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)
+          .map((row) => row.tablename)
+        expect(tables).toEqual(expect.arrayContaining(["orders", "breakwater_sagas", "breakwater_saga_steps", "cluster_messages"]))
+        expect(yield* sql<{ state: string }>`SELECT state FROM breakwater_sagas`).toStrictEqual([{ state: "completed" }])
+      }).pipe(Effect.provide(S.layer.pipe(Layer.provideMerge(Layer.orDie(Engine)), Layer.provideMerge(Layer.orDie(Database)))))
+    }).pipe(Effect.scoped)
+  }, 90_000)
+})

@@ -685,6 +685,28 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
         }).pipe(withEngine(S.layer))
       })
 
+      it.effect("never moves a saga's state backwards: a write with an older version is ignored", () =>
+        Effect.gen(function*() {
+          const index = yield* SagaIndex.SagaIndex
+          const executionId = "e-versions"
+          const write = (state: SagaIndex.State, version: number, detail?: string) =>
+            index.write({ executionId, saga: "versions", entries: [], state: { state, version, detail } })
+          const current = Effect.map(index.get(executionId), Option.map((e) => `${e.state} v${e.version} ${e.detail ?? "-"}`))
+          yield* index.start({ executionId, saga: "versions" })
+          expect(yield* current).toStrictEqual(Option.some("running v0 -"))
+          yield* write("compensating", 2, "B failed")
+          // a late write of the state before it (a replay, an earlier run's background retry)
+          yield* write("running", 1)
+          expect(yield* current).toStrictEqual(Option.some("compensating v2 B failed"))
+          // the same version again is the same state written again
+          yield* write("compensating", 2, "B failed again")
+          expect(yield* current).toStrictEqual(Option.some("compensating v2 B failed again"))
+          yield* write("compensated", 3)
+          yield* write("compensating", 2)
+          yield* write("running", 0)
+          expect(yield* current).toStrictEqual(Option.some("compensated v3 -"))
+        }).pipe(Effect.provide(Layer.orDie(engine))))
+
       it.effect("purges on a schedule (layerPurge)", () => {
         const a = logged([], "A")
         const Ok = Saga.make({ name: "ok", payload: Order, success: Schema.String, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>

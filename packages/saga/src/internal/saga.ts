@@ -265,6 +265,9 @@ const writerOf = (index: SagaIndexApi.Service, saga: string, executionId: string
   // the last state a write gave up on: written with the next write, unless a newer one replaces it
   let unwritten: StateUpdate | undefined
   let behind = false
+  // the number of state changes so far: a state's version (the body makes the same changes in the
+  // same order on every replay), so that the index never takes an older state over a newer one
+  let version = 0
   // the delayed start and the background retry run beside the body: one write at a time
   const lock = Effect.unsafeMakeSemaphore(1)
   const attempt = (state: StateUpdate | undefined): Effect.Effect<void, SagaIndexApi.SagaIndexError> =>
@@ -311,7 +314,7 @@ const writerOf = (index: SagaIndexApi.Service, saga: string, executionId: string
     )
   return {
     start: write(undefined),
-    transition: (state, options) => write({ state, ...options }),
+    transition: (state, options) => Effect.suspend(() => write({ state, ...options, version: ++version })),
     record: (entry) =>
       Effect.sync(() => {
         buffer.push({ ...entry, seq: ++seq })

@@ -139,23 +139,70 @@ export const layerMemory = SagaIndex.layerMemory.pipe(
 )
 
 /** @internal */
+export const SqliteClientOptions = Schema.Struct({
+  /** Overrides of the cluster's settings. */
+  shardingConfig: Schema.optional(ShardingOverrides)
+})
+
+/** @internal */
+export const PostgresClientOptions = Schema.Struct({
+  runnerAddress: PostgresOptions.fields.runnerAddress,
+  shardingConfig: PostgresOptions.fields.shardingConfig
+})
+
+/** Fails unless the `SqlClient` in the context speaks `dialect`. */
+const requireDialect = (policy: string, dialect: "sqlite" | "pg") =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => {
+    const found = sql.onDialectOrElse({
+      sqlite: () => "sqlite",
+      pg: () => "pg",
+      mysql: () => "mysql",
+      mssql: () => "mssql",
+      clickhouse: () => "clickhouse",
+      orElse: () => "unknown"
+    })
+    return found === dialect ? Effect.void : Effect.fail(
+      new Options.InvalidOptionsError({
+        policy,
+        dependency: "",
+        field: "SqlClient",
+        reason: `the SqlClient in the context is ${found}, not ${dialect === "pg" ? "PostgreSQL" : "SQLite"}`
+      })
+    )
+  })
+
+/**
+ * The SQLite engine on the `SqlClient` in the context: the journal, the
+ * runner's state and the index in that database. The pragmas and the shard
+ * check run on it before the engine starts.
+ */
+const sqliteEngine = (policy: string, shardingOverrides: SagaEngine.ShardingOverrides | undefined) => {
+  const shardingConfig = { ...sqliteShardingDefaults, ...defined(shardingOverrides ?? {}) }
+  // the saga index in the same database; built after the engine, so its purge can clear the engine's journal
+  return SagaIndex.layerSql.pipe(
+    Layer.provideMerge(ClusterWorkflowEngine.layer.pipe(
+      Layer.provideMerge(SingleRunner.layer({ runnerStorage: "sql", shardingConfig }))
+    )),
+    Layer.provide(Layer.effectDiscard(Effect.zipRight(requireDialect(policy, "sqlite"), prepareSqlite(policy, shardingConfig))))
+  )
+}
+
+/** @internal */
 export const layerSqlite = (input: SagaEngine.SqliteInput) =>
   Layer.unwrapEffect(Effect.map(
     Options.decode("SagaEngine.layerSqlite", SqliteOptions, input),
-    (options) => {
-      const shardingConfig = { ...sqliteShardingDefaults, ...defined(options.shardingConfig ?? {}) }
-      // the saga index in the same database; built after the engine, so its purge can clear the engine's journal
-      return SagaIndex.layerSql.pipe(
-        Layer.provideMerge(ClusterWorkflowEngine.layer.pipe(
-          Layer.provideMerge(SingleRunner.layer({ runnerStorage: "sql", shardingConfig }))
-        )),
-        // WAL journal mode is the client's default (`disableWAL` unset); the pragmas and the
-        // shard check run on its one connection before the engine starts
-        Layer.provide(SqliteClient.layer({ filename: options.filename }).pipe(
-          Layer.tap((context) => Effect.provide(prepareSqlite(shardingConfig), context))
-        ))
+    (options) =>
+      // WAL journal mode is the client's default (`disableWAL` unset)
+      sqliteEngine("SagaEngine.layerSqlite", options.shardingConfig).pipe(
+        Layer.provide(SqliteClient.layer({ filename: options.filename }))
       )
-    }
+  ))
+
+/** @internal */
+export const layerSqliteClient = (input: SagaEngine.SqliteClientInput = {}) =>
+  Layer.unwrapEffect(Effect.map(
+    Options.decode("SagaEngine.layerSqliteClient", SqliteClientOptions, input),
+    (options) => sqliteEngine("SagaEngine.layerSqliteClient", options.shardingConfig)
   ))
 
 /**
@@ -163,7 +210,7 @@ export const layerSqlite = (input: SagaEngine.SqliteInput) =>
  * message on a shard this runner will not read: one written with another
  * `shardsPerGroup` (or other shard groups) would never be delivered.
  */
-const prepareSqlite = (overrides: Partial<ShardingConfig.ShardingConfig["Type"]>) =>
+const prepareSqlite = (policy: string, overrides: Partial<ShardingConfig.ShardingConfig["Type"]>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     for (const pragma of sqlitePragmas) {
@@ -180,7 +227,7 @@ const prepareSqlite = (overrides: Partial<ShardingConfig.ShardingConfig["Type"]>
       SELECT DISTINCT shard_id FROM cluster_messages WHERE processed = 0 AND NOT ${sql.in("shard_id", shards)} LIMIT 3`)
     if (stranded.length > 0) {
       return yield* new Options.InvalidOptionsError({
-        policy: "SagaEngine.layerSqlite",
+        policy,
         dependency: "",
         field: "shardingConfig.shardsPerGroup",
         reason: `the file has unfinished messages on shard ${stranded.map((row) => row.shard_id).join(", ")}, ` +
@@ -191,25 +238,37 @@ const prepareSqlite = (overrides: Partial<ShardingConfig.ShardingConfig["Type"]>
     }
   })
 
+/** The PostgreSQL engine on the `SqlClient` in the context, with the index in the same database. */
+const postgresEngine = (policy: string, options: typeof PostgresClientOptions.Type) =>
+  SagaIndex.layerSql.pipe(
+    Layer.provideMerge(ClusterWorkflowEngine.layer.pipe(
+      Layer.provideMerge(NodeClusterSocket.layer({
+        storage: "sql",
+        shardingConfig: {
+          ...postgresShardingDefaults,
+          ...defined(options.shardingConfig),
+          runnerAddress: Option.some(RunnerAddress.make(options.runnerAddress.host, options.runnerAddress.port))
+        }
+      }))
+    )),
+    Layer.provide(Layer.effectDiscard(requireDialect(policy, "pg")))
+  )
+
 /** @internal */
 export const layerPostgres = (input: SagaEngine.PostgresInput) =>
   Layer.unwrapEffect(Effect.map(
     Options.decode("SagaEngine.layerPostgres", PostgresOptions, input),
     (options) =>
-      // the saga index in the same database, as for SQLite
-      SagaIndex.layerSql.pipe(
-        Layer.provideMerge(ClusterWorkflowEngine.layer.pipe(
-          Layer.provideMerge(NodeClusterSocket.layer({
-            storage: "sql",
-            shardingConfig: {
-              ...postgresShardingDefaults,
-              ...defined(options.shardingConfig),
-              runnerAddress: Option.some(RunnerAddress.make(options.runnerAddress.host, options.runnerAddress.port))
-            }
-          }))
-        )),
+      postgresEngine("SagaEngine.layerPostgres", options).pipe(
         Layer.provide(PgClient.layer({ url: options.url, applicationName: "@breakwater/saga" }))
       )
+  ))
+
+/** @internal */
+export const layerPostgresClient = (input: SagaEngine.PostgresClientInput) =>
+  Layer.unwrapEffect(Effect.map(
+    Options.decode("SagaEngine.layerPostgresClient", PostgresClientOptions, input),
+    (options) => postgresEngine("SagaEngine.layerPostgresClient", options)
   ))
 
 /**

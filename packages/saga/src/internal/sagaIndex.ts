@@ -104,6 +104,7 @@ interface MutableEntry {
   state: SagaIndexApi.State
   step: string | undefined
   attempt: number
+  version: number
   detail: string | undefined
   createdAt: number
   updatedAt: number
@@ -126,6 +127,7 @@ export const makeMemory = Effect.gen(function*() {
           state: "running",
           step: undefined,
           attempt: 0,
+          version: 0,
           detail: undefined,
           createdAt: now,
           updatedAt: now,
@@ -142,6 +144,7 @@ export const makeMemory = Effect.gen(function*() {
             state: "running",
             step: undefined,
             attempt: 0,
+            version: 0,
             detail: undefined,
             createdAt: now,
             updatedAt: now,
@@ -153,11 +156,12 @@ export const makeMemory = Effect.gen(function*() {
           if (!entry.steps.some((s) => s.entry === step.entry)) entry.steps.push({ ...step, at: now })
         }
         const next = options.state
-        if (next !== undefined) {
+        if (next !== undefined && next.version >= entry.version) {
           Object.assign(entry, {
             state: next.state,
             step: next.step,
             attempt: next.attempt ?? 0,
+            version: next.version,
             detail: next.detail,
             updatedAt: now
           })
@@ -202,6 +206,7 @@ interface SagaRow {
   readonly state: SagaIndexApi.State
   readonly step: string | null
   readonly attempt: number | string
+  readonly version: number | string
   readonly detail: string | null
   readonly created_at: number | string
   readonly updated_at: number | string
@@ -228,10 +233,15 @@ export const makeSql = Effect.gen(function*() {
     state TEXT NOT NULL,
     step TEXT,
     attempt INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
     detail TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
   )`
+  // a table created before the column existed: add it
+  yield* sql`SELECT version FROM breakwater_sagas WHERE 1 = 0`.pipe(
+    Effect.catchAll(() => sql`ALTER TABLE breakwater_sagas ADD COLUMN version INTEGER NOT NULL DEFAULT 0`)
+  )
   yield* sql`CREATE INDEX IF NOT EXISTS breakwater_sagas_state ON breakwater_sagas (state, updated_at)`
   yield* sql`CREATE TABLE IF NOT EXISTS breakwater_saga_steps (
     execution_id TEXT NOT NULL,
@@ -277,6 +287,7 @@ export const makeSql = Effect.gen(function*() {
         state: row.state,
         step: row.step ?? undefined,
         attempt: Number(row.attempt),
+        version: Number(row.version),
         detail: row.detail ?? undefined,
         createdAt: Number(row.created_at),
         updatedAt: Number(row.updated_at),
@@ -305,11 +316,13 @@ export const makeSql = Effect.gen(function*() {
         } ON CONFLICT (execution_id, entry) DO NOTHING`
         const next = options.state
         const state: Effect.Effect<unknown, unknown> = next === undefined ? Effect.void : sql`INSERT INTO breakwater_sagas
-          (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
+          (execution_id, saga, state, step, attempt, version, detail, created_at, updated_at)
           VALUES (${options.executionId}, ${options.saga}, ${next.state}, ${next.step ?? null},
-            ${next.attempt ?? 0}, ${next.detail ?? null}, ${now}, ${now})
+            ${next.attempt ?? 0}, ${next.version}, ${next.detail ?? null}, ${now}, ${now})
           ON CONFLICT (execution_id) DO UPDATE SET state = excluded.state, step = excluded.step,
-            attempt = excluded.attempt, detail = excluded.detail, updated_at = excluded.updated_at`
+            attempt = excluded.attempt, version = excluded.version, detail = excluded.detail,
+            updated_at = excluded.updated_at
+          WHERE breakwater_sagas.version <= excluded.version`
         // no transaction: both statements are idempotent, and a state written without its
         // actions (a crash between the two) is completed by the saga's next replay; the actions
         // go first, so a saga is never seen finished without its history
