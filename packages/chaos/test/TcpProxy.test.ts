@@ -1,6 +1,7 @@
 import * as TcpProxy from "@breakwater/chaos/TcpProxy"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as net from "node:net"
 
 /** A loopback echo server, closed with the scope. */
@@ -168,6 +169,28 @@ describe("TcpProxy", () => {
       expect(duplicate.field).toBe("name")
       expect(yield* proxy.removeToxic("limit_data_downstream")).toBe(true)
       expect((yield* talk(proxy.port, "hello", { expect: 5 })).data.toString()).toBe("hello")
+    }).pipe(Effect.scoped))
+
+  it.live("resetConnections cuts the open connections and keeps listening", () =>
+    Effect.gen(function*() {
+      const proxy = yield* withProxy({ toxics: [{ type: "timeout", timeout: 0 }] })
+      const pending = yield* Effect.fork(talk(proxy.port, "hello", { waitMillis: 3_000 }))
+      while ((yield* proxy.connections) === 0) yield* Effect.sleep("5 millis")
+      yield* proxy.resetConnections
+      const cut = yield* Fiber.await(pending)
+      expect(cut._tag === "Success" && cut.value.millis < 2_500).toBe(true)
+      expect(yield* proxy.connections).toBe(0)
+      expect(yield* proxy.removeToxic("timeout_downstream")).toBe(true)
+      expect((yield* talk(proxy.port, "again", { expect: 5 })).data.toString()).toBe("again")
+    }).pipe(Effect.scoped))
+
+  it.live("a client of an unreachable upstream is disconnected", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.scoped(Effect.map(withProxy(), (proxy) => proxy.port))
+      const proxy = yield* TcpProxy.make({ upstream: { host: "127.0.0.1", port } })
+      const result = yield* talk(proxy.port, "hello", { waitMillis: 2_000 })
+      expect(result.data.length).toBe(0)
+      expect(result.millis).toBeLessThan(1_900)
     }).pipe(Effect.scoped))
 
   it.live("nothing is left listening once the scope closes", () =>

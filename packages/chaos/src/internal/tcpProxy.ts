@@ -560,6 +560,9 @@ const decodeToxics = (
     ? Effect.flatMap(ResilienceOptions.decode("TcpProxy", Toxic, input[0]), (toxic) => named([toxic], field, taken))
     : Effect.flatMap(
       Effect.mapError(ResilienceOptions.decode("TcpProxy", ToxicList, input), (error) =>
-        new ResilienceOptions.InvalidOptionsError({ ...error, field: `toxics.${error.field}` })),
+        new ResilienceOptions.InvalidOptionsError({
+          ...error,
+          field: error.field === "<root>" ? "toxics" : `toxics.${error.field}`
+        })),
       (toxics) => named(toxics, field, taken)
     )
