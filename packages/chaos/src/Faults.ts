@@ -50,7 +50,7 @@ export interface CommonInput {
  *
  * - `{ kind: "latency", delay }`: sleeps `delay` (`Effect.sleep`), then goes on.
  * - `{ kind: "failure", error }`: fails with `error` instead of running the effect.
- * - `{ kind: "defect", defect? }`: dies with `defect` (default an `InjectedDefect`) instead of running it.
+ * - `{ kind: "defect", defect? }`: dies with `defect` (default an `InjectedDefectError`) instead of running it.
  * - `{ kind: "interruption" }`: interrupts the calling fiber instead of running it.
  *
  * @since 0.1.0
@@ -113,13 +113,13 @@ export interface FaultInjector<E> {
  * @since 0.1.0
  * @category Errors
  */
-export const InjectedDefect: typeof internal.InjectedDefect = internal.InjectedDefect
+export const InjectedDefectError: typeof internal.InjectedDefectError = internal.InjectedDefectError
 
 /**
  * @since 0.1.0
  * @category Errors
  */
-export type InjectedDefect = internal.InjectedDefect
+export type InjectedDefectError = internal.InjectedDefectError
 
 /**
  * `breakwater_chaos_faults_injected_total`: faults injected, labelled by

@@ -57,8 +57,8 @@ export const Options = Schema.Struct({
 })
 
 /** @internal */
-export class InjectedDefect extends Schema.TaggedError<InjectedDefect>("@breakwater/chaos/InjectedDefect")(
-  "InjectedDefect",
+export class InjectedDefectError extends Schema.TaggedError<InjectedDefectError>("@breakwater/chaos/InjectedDefectError")(
+  "InjectedDefectError",
   { dependency: Schema.String }
 ) {
   override get message(): string {
@@ -127,7 +127,7 @@ export const make = <E = never>(
           break
         }
         case "defect": {
-          const defect = fault.defect === undefined ? new InjectedDefect({ dependency }) : fault.defect
+          const defect = fault.defect === undefined ? new InjectedDefectError({ dependency }) : fault.defect
           armed.push({ ...base, run: Effect.die(defect), terminal: true })
           break
         }
