@@ -53,6 +53,27 @@ describe("Faults", () => {
       expect(yield* Effect.withRandom(seeded, Random.make(7))).toStrictEqual(first)
     }))
 
+  it.effect("one draw per enabled fault, in order; a latency fault goes on to the next", () =>
+    Effect.gen(function*() {
+      const injector = yield* Faults.make({
+        dependency: "h",
+        faults: [
+          { kind: "latency", delay: "1 second", injectionRate: 0.5 },
+          { kind: "failure", error: "boom", injectionRate: 0.5 }
+        ]
+      })
+      // 0.4 injects the latency, 0.6 spares the failure; then 0.6 spares the latency, 0.4 injects the failure
+      const fiber = yield* Effect.fork(
+        Effect.all([Effect.either(injector.apply(Effect.succeed(1))), Effect.either(injector.apply(Effect.succeed(2)))])
+          .pipe(Effect.withRandom(Random.fixed([0.4, 0.6, 0.6, 0.4])))
+      )
+      yield* TestClock.adjust("1 second")
+      const [first, second] = yield* Fiber.join(fiber)
+      expect(first._tag === "Right" && first.right).toBe(1)
+      expect(second._tag === "Left" && second.left).toBe("boom")
+      expect(yield* injector.injected).toStrictEqual({ latency: 1, failure: 1, defect: 0, interruption: 0 })
+    }))
+
   it.effect("latency is an Effect.sleep driven by TestClock", () =>
     Effect.gen(function*() {
       const injector = yield* Faults.make({ dependency: "c", faults: [{ kind: "latency", delay: "10 seconds" }] })

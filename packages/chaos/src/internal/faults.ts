@@ -34,7 +34,11 @@ const common = {
 
 /** @internal */
 export const Fault = Schema.Union(
-  Schema.Struct({ kind: Schema.Literal("latency"), delay: ResilienceOptions.NonNegativeDuration, ...common }),
+  Schema.Struct({
+    kind: Schema.Literal("latency"),
+    delay: ResilienceOptions.NonNegativeDuration,
+    ...common
+  }).annotations({ identifier: "LatencyFault" }),
   Schema.Struct({
     kind: Schema.Literal("failure"),
     error: Schema.declare((u: unknown): u is unknown => u !== undefined, {
@@ -42,9 +46,16 @@ export const Fault = Schema.Union(
       description: "the error to fail with (any value but undefined)"
     }),
     ...common
-  }),
-  Schema.Struct({ kind: Schema.Literal("defect"), defect: Schema.optional(Schema.Unknown), ...common }),
-  Schema.Struct({ kind: Schema.Literal("interruption"), ...common })
+  }).annotations({ identifier: "FailureFault" }),
+  Schema.Struct({
+    kind: Schema.Literal("defect"),
+    defect: Schema.optional(Schema.Unknown),
+    ...common
+  }).annotations({ identifier: "DefectFault" }),
+  Schema.Struct({
+    kind: Schema.Literal("interruption"),
+    ...common
+  }).annotations({ identifier: "InterruptionFault" })
 )
 
 /** @internal */

@@ -60,26 +60,34 @@ export const Toxic = Schema.Union(
     latency: Schema.optionalWith(ResilienceOptions.NonNegativeDuration, { default: zero }),
     jitter: Schema.optionalWith(ResilienceOptions.NonNegativeDuration, { default: zero }),
     ...common
-  }),
-  Schema.Struct({ type: Schema.Literal("bandwidth"), bytesPerSecond: PositiveInt, ...common }),
+  }).annotations({ identifier: "LatencyToxic" }),
+  Schema.Struct({
+    type: Schema.Literal("bandwidth"),
+    bytesPerSecond: PositiveInt,
+    ...common
+  }).annotations({ identifier: "BandwidthToxic" }),
   Schema.Struct({
     type: Schema.Literal("reset_peer"),
     timeout: Schema.optionalWith(ResilienceOptions.NonNegativeDuration, { default: zero }),
     ...common
-  }),
+  }).annotations({ identifier: "ResetPeerToxic" }),
   Schema.Struct({
     type: Schema.Literal("timeout"),
     timeout: Schema.optionalWith(ResilienceOptions.NonNegativeDuration, { default: zero }),
     ...common
-  }),
+  }).annotations({ identifier: "TimeoutToxic" }),
   Schema.Struct({
     type: Schema.Literal("slicer"),
     averageSize: PositiveInt,
     sizeVariation: Schema.optionalWith(NonNegativeInt, { default: () => 0 }),
     delay: Schema.optionalWith(ResilienceOptions.NonNegativeDuration, { default: zero }),
     ...common
-  }),
-  Schema.Struct({ type: Schema.Literal("limit_data"), bytes: NonNegativeInt, ...common })
+  }).annotations({ identifier: "SlicerToxic" }),
+  Schema.Struct({
+    type: Schema.Literal("limit_data"),
+    bytes: NonNegativeInt,
+    ...common
+  }).annotations({ identifier: "LimitDataToxic" })
 )
 
 /** @internal */
