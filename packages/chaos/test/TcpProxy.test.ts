@@ -34,7 +34,7 @@ interface Talk {
  * Connects, writes `payload`, and collects what comes back until `expect`
  * bytes arrived, the connection closes, or `waitMillis` passed.
  */
-const talk = (port: number, payload: Buffer | string, options: { expect?: number; waitMillis?: number } = {}) =>
+const talk = (port: number, payload: Buffer | string, options: { expect?: number; waitMillis?: number; end?: boolean } = {}) =>
   Effect.promise(() =>
     new Promise<Talk>((resolve) => {
       const started = performance.now()
@@ -49,7 +49,10 @@ const talk = (port: number, payload: Buffer | string, options: { expect?: number
         resolve({ data: Buffer.concat(chunks), error, ended, millis: performance.now() - started })
       }
       const timer = setTimeout(finish, options.waitMillis ?? 5_000)
-      socket.on("connect", () => socket.write(payload))
+      socket.on("connect", () => {
+        socket.write(payload)
+        if (options.end === true) socket.end()
+      })
       socket.on("data", (data) => {
         chunks.push(data)
         received += data.length
@@ -84,6 +87,10 @@ describe("TcpProxy", () => {
       const result = yield* talk(proxy.port, "ping", { expect: 4 })
       expect(result.data.toString()).toBe("ping")
       expect(result.millis).toBeGreaterThanOrEqual(145)
+      // half-close is kept: the delayed reply still arrives after the client's FIN, then the end
+      const halfClosed = yield* talk(proxy.port, "bye", { end: true })
+      expect(halfClosed).toMatchObject({ ended: true, error: undefined })
+      expect(halfClosed.data.toString()).toBe("bye")
     }).pipe(Effect.scoped))
 
   it.live("bandwidth limits throughput", () =>

@@ -162,6 +162,8 @@ interface Link {
   readonly applies: Map<number, boolean>
   /** limit_data: bytes still allowed, per toxic. */
   readonly remaining: Map<number, number>
+  /** Set once the source's end has been forwarded to the destination. */
+  finished: boolean
 }
 
 interface Connection {
@@ -392,6 +394,9 @@ export const make = (input: TcpProxy.Input): Effect.Effect<TcpProxy.TcpProxy, In
           const item = yield* link.mailbox.take
           if (item === EOF) {
             if (!link.destination.destroyed) link.destination.end()
+            link.finished = true
+            // A source that has closed will send nothing and can receive nothing: the connection is done.
+            if (link.source.destroyed && !conn.closed) close(conn)
             return
           }
           yield* pass(conn, link, chainOf(link), 0, item)
@@ -409,7 +414,8 @@ export const make = (input: TcpProxy.Input): Effect.Effect<TcpProxy.TcpProxy, In
         destination,
         mailbox: new Mailbox(source),
         applies: new Map(),
-        remaining: new Map()
+        remaining: new Map(),
+        finished: false
       })
       const conn: Connection = {
         client,
@@ -429,8 +435,12 @@ export const make = (input: TcpProxy.Input): Effect.Effect<TcpProxy.TcpProxy, In
         link.source.on("error", () => {
           if (!conn.closed) destroy(conn)
         })
-        link.source.on("close", () => {
-          if (!conn.closed) destroy(conn)
+        // A clean close (both directions of that socket ended) lets the data
+        // still on its way from it through the toxics arrive first.
+        link.source.on("close", (hadError: boolean) => {
+          if (conn.closed) return
+          if (hadError) destroy(conn)
+          else if (link.finished) close(conn)
         })
       }
       const main = run(Effect.gen(function*() {
