@@ -78,9 +78,9 @@ const program = Effect.gen(function*() {
   yield* Console.log(`toxicity 0.5, seed 42: connections cut: ${cut.join(", ")}`)
   yield* proxy.removeToxic("cut")
 
-  yield* proxy.disable
+  yield* proxy.disable()
   yield* Console.log(`disabled: ${(yield* send(proxy.port, "hello")).text}`)
-  yield* proxy.enable
+  yield* proxy.enable()
   yield* Console.log(`enabled again, same port: ${(yield* send(proxy.port, "hello")).text}`)
 
   const stats = yield* proxy.stats

@@ -120,11 +120,11 @@ export interface TcpProxy {
   readonly removeToxic: (name: string) => Effect.Effect<boolean>
   readonly enabled: Effect.Effect<boolean>
   /** Closes the listener (connection refused) and destroys every open connection. */
-  readonly disable: Effect.Effect<void>
+  readonly disable: () => Effect.Effect<void>
   /** Listens again, on the same port. */
-  readonly enable: Effect.Effect<void>
+  readonly enable: () => Effect.Effect<void>
   /** Destroys every open connection; the listener and the toxics stay. */
-  readonly resetConnections: Effect.Effect<void>
+  readonly resetConnections: () => Effect.Effect<void>
   /** Connections open now. */
   readonly connections: Effect.Effect<number>
   readonly stats: Effect.Effect<Stats>

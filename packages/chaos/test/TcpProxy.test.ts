@@ -141,9 +141,9 @@ describe("TcpProxy", () => {
   it.live("disable refuses connections, enable accepts them again on the same port", () =>
     Effect.gen(function*() {
       const proxy = yield* withProxy()
-      yield* proxy.disable
+      yield* proxy.disable()
       expect((yield* talk(proxy.port, "x", { waitMillis: 1_000 })).error).toBe("ECONNREFUSED")
-      yield* proxy.enable
+      yield* proxy.enable()
       expect((yield* talk(proxy.port, "again", { expect: 5 })).data.toString()).toBe("again")
     }).pipe(Effect.scoped))
 
@@ -183,7 +183,7 @@ describe("TcpProxy", () => {
       const proxy = yield* withProxy({ toxics: [{ type: "timeout", timeout: 0 }] })
       const pending = yield* Effect.fork(talk(proxy.port, "hello", { waitMillis: 3_000 }))
       while ((yield* proxy.connections) === 0) yield* Effect.sleep("5 millis")
-      yield* proxy.resetConnections
+      yield* proxy.resetConnections()
       const cut = yield* Fiber.await(pending)
       expect(cut._tag === "Success" && cut.value.millis < 2_500).toBe(true)
       expect(yield* proxy.connections).toBe(0)

@@ -514,11 +514,12 @@ export const make = (input: TcpProxy.Input): Effect.Effect<TcpProxy.TcpProxy, In
         }),
       removeToxic: (name) => Effect.sync(() => removeWhere((entry) => entry.toxic.name === name) > 0),
       enabled: Effect.sync(() => server !== undefined),
-      enable: start,
-      disable: stop,
-      resetConnections: Effect.sync(() => {
-        for (const conn of [...connections]) destroy(conn)
-      }),
+      enable: () => start,
+      disable: () => stop,
+      resetConnections: () =>
+        Effect.sync(() => {
+          for (const conn of [...connections]) destroy(conn)
+        }),
       connections: Effect.sync(() => connections.size),
       stats: Effect.sync(() => ({
         accepted: stats.accepted,
