@@ -78,6 +78,16 @@ export interface Input<E> {
 }
 
 /**
+ * The errors the `failure` faults of `I` fail with (`never` if it has none).
+ *
+ * @since 0.1.0
+ * @category Options
+ */
+export type ErrorOf<I extends { readonly faults: ReadonlyArray<unknown> }> = I["faults"][number] extends infer F
+  ? F extends { readonly kind: "failure"; readonly error: infer E } ? E : never
+  : never
+
+/**
  * The Schema that `make` decodes its options with.
  *
  * @since 0.1.0
@@ -176,7 +186,7 @@ export const tag: <const Dependency extends string>(
  * @since 0.1.0
  * @category Constructors
  */
-export const make: <E = never>(input: Input<E>) => Effect.Effect<FaultInjector<E>, InvalidOptionsError> =
+export const make: <const I extends Input<unknown>>(input: I) => Effect.Effect<FaultInjector<ErrorOf<I>>, InvalidOptionsError> =
   internal.make
 
 /**
@@ -225,5 +235,6 @@ export const protect: <const Dependency extends string, E = never>(
  * @since 0.1.0
  * @category Layers
  */
-export const layer: <const I extends Input<any>>(input: I) => Layer.Layer<FaultsFor<I["dependency"]>, InvalidOptionsError> =
-  internal.layer
+export const layer: <const I extends Input<unknown>>(
+  input: I
+) => Layer.Layer<FaultsFor<I["dependency"]>, InvalidOptionsError> = internal.layer

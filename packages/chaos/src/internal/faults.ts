@@ -110,8 +110,13 @@ interface Armed {
 }
 
 /** @internal */
-export const make = <E = never>(
-  input: Faults.Input<E>
+export const make = <const I extends Faults.Input<unknown>>(
+  input: I
+): Effect.Effect<Faults.FaultInjector<Faults.ErrorOf<I>>, InvalidOptionsError> =>
+  makeInjector<Faults.ErrorOf<I>>(input)
+
+const makeInjector = <E>(
+  input: Faults.Input<unknown>
 ): Effect.Effect<Faults.FaultInjector<E>, InvalidOptionsError> =>
   Effect.gen(function*() {
     const options = yield* ResilienceOptions.decode("Faults", Options, input)
@@ -205,5 +210,5 @@ export const protect = <const Dependency extends string, E = never>(dependency: 
 }
 
 /** @internal */
-export const layer = <E = never>(input: Faults.Input<E>): Layer.Layer<any, InvalidOptionsError> =>
-  Layer.effect(tag(input.dependency), make(input) as Effect.Effect<Faults.FaultInjector<unknown>, InvalidOptionsError>)
+export const layer = (input: Faults.Input<unknown>): Layer.Layer<any, InvalidOptionsError> =>
+  Layer.effect(tag(input.dependency), makeInjector<unknown>(input))
