@@ -215,6 +215,7 @@ export const make = (input: TcpProxy.Input): Effect.Effect<TcpProxy.TcpProxy, In
     let nextId = 0
     let installed: ReadonlyArray<Installed> = []
     const connections = new Set<Connection>()
+    const closing = new Set<net.Socket>()
     const stats = { accepted: 0, bytesUpstream: 0, bytesDownstream: 0 }
     let server: net.Server | undefined = undefined
 
@@ -244,6 +245,10 @@ export const make = (input: TcpProxy.Input): Effect.Effect<TcpProxy.TcpProxy, In
       forget(conn)
       for (const socket of [conn.client, conn.upstream]) {
         if (socket.destroyed) continue
+        // Kept until flushed, so that disable() and the scope's end can
+        // destroy a socket whose peer does not read.
+        closing.add(socket)
+        socket.once("close", () => closing.delete(socket))
         socket.pause()
         socket.end(() => socket.destroy())
       }
@@ -468,6 +473,8 @@ export const make = (input: TcpProxy.Input): Effect.Effect<TcpProxy.TcpProxy, In
       if (current === undefined) return
       server = undefined
       for (const conn of [...connections]) destroy(conn)
+      for (const socket of [...closing]) socket.destroy()
+      closing.clear()
       yield* closeServer(current)
     })
 
