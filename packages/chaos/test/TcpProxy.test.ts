@@ -178,6 +178,22 @@ describe("TcpProxy", () => {
       expect((yield* talk(proxy.port, "hello", { expect: 5 })).data.toString()).toBe("hello")
     }).pipe(Effect.scoped))
 
+  it.live("a toxic added while a connection is open applies to it", () =>
+    Effect.gen(function*() {
+      const proxy = yield* withProxy()
+      const socket = net.connect({ host: "127.0.0.1", port: proxy.port })
+      yield* Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))
+      const received: Array<string> = []
+      socket.on("data", (data) => received.push(data.toString()))
+      const ended = Effect.async<void>((resume) => void socket.once("end", () => resume(Effect.void)))
+      socket.write("one")
+      while (received.join("") !== "one") yield* Effect.sleep("5 millis")
+      yield* proxy.addToxic({ type: "limit_data", bytes: 2 })
+      socket.write("two")
+      yield* Effect.timeoutFail(ended, { duration: "2 seconds", onTimeout: () => "not closed" })
+      expect(received.join("")).toBe("onetw")
+    }).pipe(Effect.scoped))
+
   it.live("resetConnections cuts the open connections and keeps listening", () =>
     Effect.gen(function*() {
       const proxy = yield* withProxy({ toxics: [{ type: "timeout", timeout: 0 }] })
