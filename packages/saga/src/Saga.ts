@@ -663,10 +663,19 @@ export const indexWriteFailures: Metric.Metric.Counter<number> = internal.indexW
 // -----------------------------------------------------------------------------
 
 /**
- * The unfinished sagas in the index that the given definitions do not know:
- * sagas with no definition, and journaled actions of steps a definition no
- * longer declares (a step renamed or removed while sagas were running).
- * Steps are identities: see the guide's versioning rules.
+ * The unfinished sagas that the given definitions do not know: sagas with
+ * no definition, and journaled actions of steps a definition no longer
+ * declares (a step renamed or removed while sagas were running). Steps are
+ * identities: see the guide's versioning rules.
+ *
+ * It reads the engine's own journal (`SagaIndex`'s `journal`: the memory and
+ * SQL engines' message storage), which the engine writes before it acts and
+ * so cannot lag, and adds the index's unfinished sagas (running,
+ * compensating, needs-attention, pending) that the journal does not show as
+ * finished. On an engine whose journal the index cannot read, only the index
+ * is checked, and an action the index lost (its buffer dies with a crash
+ * before the next write) goes unseen until the saga's next run writes it
+ * again.
  *
  * @since 0.1.0
  * @category Versioning
@@ -676,7 +685,7 @@ export const unknownJournalEntries: (
 ) => Effect.Effect<ReadonlyArray<UnknownJournalEntry>, SagaIndexError, SagaIndex> = internal.unknownJournalEntries
 
 /**
- * Checks the index against the given definitions (`unknownJournalEntries`)
+ * Checks the journal against the given definitions (`unknownJournalEntries`)
  * and fails with `UnknownJournalEntriesError` (default) or logs a warning listing
  * each entry (`onUnknown: "warn"`). Run it when the service starts.
  *

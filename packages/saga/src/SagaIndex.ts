@@ -119,6 +119,22 @@ export interface Entry {
 }
 
 /**
+ * One execution in the engine's journal: `finished` when its run has a final
+ * reply (it succeeded or failed, not suspended), `activities` the names of
+ * its journaled activities (`step:<name>`, `compensate:<name>`,
+ * `checkStatus:<name>/<n>`, `cancel:<name>`) in journal order.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface JournaledExecution {
+  readonly saga: string
+  readonly executionId: string
+  readonly finished: boolean
+  readonly activities: ReadonlyArray<string>
+}
+
+/**
  * @since 0.1.0
  * @category Models
  */
@@ -178,6 +194,13 @@ export interface Service {
       readonly version: number
     } | undefined
   }) => Effect.Effect<void, SagaIndexError>
+  /**
+   * The executions as the engine's own journal has them (the engine writes
+   * it before it acts, so it never lags as the index can), when this index
+   * can read the engine's storage: the memory and SQL indexes of the
+   * `SagaEngine` layers can; `None` otherwise. `Saga.checkJournal` reads it.
+   */
+  readonly journal?: Effect.Effect<Option.Option<ReadonlyArray<JournaledExecution>>, SagaIndexError> | undefined
   readonly get: (executionId: string) => Effect.Effect<Option.Option<Entry>, SagaIndexError>
   readonly list: (filter?: Filter) => Effect.Effect<ReadonlyArray<Entry>, SagaIndexError>
   /**

@@ -84,6 +84,11 @@ import * as internal from "./internal/sagaRunner.js"
  *   program's other resources closing) may take after that before `runMain`
  *   exits anyway.
  *
+ * A runner past its deadline exits a little after `shutdownDeadline +
+ * releaseTimeout` (50 to 280 ms later as measured: the release and
+ * `process.exit`): give the orchestrator's grace period at least a second
+ * more than the sum.
+ *
  * Durations are milliseconds, strings such as `"20 seconds"` or `Duration`s;
  * both must be positive and finite. Invalid options fail the layer with an
  * `InvalidOptionsError` (policy `"SagaRunner"`).

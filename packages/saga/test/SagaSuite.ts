@@ -749,6 +749,44 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
       })
     })
 
+    it.effect("finds a renamed step from the engine's journal when the index has lost the step's row", () => {
+      const charge = Saga.step({ name: "charge", success: Schema.String, run: (_: string) => Effect.fail(new Saga.UnknownOutcomeError({})) })
+      const V1 = Saga.make({ name: "order", payload: Order, idempotencyKey: (o) => o.orderId, steps: [charge] }, (o) =>
+        Effect.asVoid(Saga.run(charge, o.orderId)))
+      const pay = Saga.step({ name: "pay", success: Schema.String, run: (_: string) => Effect.succeed("paid") })
+      const V2 = Saga.make({ name: "order", payload: Order, idempotencyKey: (o) => o.orderId, steps: [pay] }, (o) =>
+        Effect.asVoid(Saga.run(pay, o.orderId)))
+      // an index that keeps the states but loses every action (as a crash loses the buffered ones)
+      const lagging = Layer.effect(
+        SagaIndex.SagaIndex,
+        Effect.map(SagaIndex.SagaIndex, (index) => ({ ...index, write: (options) => index.write({ ...options, entries: [] }) }))
+      )
+      return Effect.gen(function*() {
+        const { executionId } = yield* startUntil(V1, { orderId: "o1" }, (s) => s?._tag === "Pending")
+        expect((yield* SagaIndex.get(executionId)).pipe(Option.map((e) => [e.state, e.steps.length]))).toStrictEqual(
+          Option.some(["pending", 0])
+        )
+        expect(yield* Saga.unknownJournalEntries([V2])).toStrictEqual([
+          new Saga.UnknownJournalEntry({ saga: "order", executionId, entry: "step:charge" })
+        ])
+        expect(yield* Saga.unknownJournalEntries([V1])).toStrictEqual([])
+      }).pipe(
+        Effect.provide(V1.layer.pipe(Layer.provide(lagging), Layer.provideMerge(Layer.orDie(engine))))
+      ) as Effect.Effect<void>
+    })
+
+    it.effect("leaves finished sagas out of the journal check", () => {
+      const old = Saga.step({ name: "old", success: Schema.String, run: (_: string) => Effect.succeed("done") })
+      const V1 = Saga.make({ name: "done", payload: Order, success: Schema.Void, idempotencyKey: (o) => o.orderId, steps: [old] }, (o) =>
+        Effect.asVoid(Saga.run(old, o.orderId)))
+      const V2 = Saga.make({ name: "done", payload: Order, idempotencyKey: (o) => o.orderId, steps: [] }, () => Effect.void)
+      return Effect.gen(function*() {
+        yield* runToEnd(V1.execute({ orderId: "o1" }))
+        expect(yield* Saga.unknownJournalEntries([V2])).toStrictEqual([])
+        expect(yield* Saga.unknownJournalEntries([])).toStrictEqual([])
+      }).pipe(withEngine(V1.layer))
+    })
+
     describe("an index outage never changes a saga's outcome", () => {
       type Where = "step" | "compensation" | "final write" | "step, shorter than the saga"
       const sagaOf = (log: Array<string>, outage: Outage, where: Where | "none", fail: boolean) => {

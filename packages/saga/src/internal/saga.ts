@@ -20,6 +20,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Saga from "../Saga.js"
 import type * as SagaIndexApi from "../SagaIndex.js"
+import * as Journal from "./journal.js"
 import { SagaIndex } from "./sagaIndex.js"
 
 /** @internal */
@@ -854,20 +855,38 @@ export const unknownJournalEntries = (sagas: ReadonlyArray<Saga.Any>) =>
   Effect.gen(function*() {
     const index = yield* SagaIndex
     const byName = new Map(sagas.map((s) => [s.name, s] as const))
-    const open = yield* index.list({ state: openStates, limit: Number.MAX_SAFE_INTEGER })
     const found: Array<Saga.UnknownJournalEntry> = []
-    for (const entry of open) {
-      const saga = byName.get(entry.saga)
-      if (saga === undefined) {
-        found.push(new UnknownJournalEntry({ saga: entry.saga, executionId: entry.executionId, entry: undefined }))
-        continue
+    const seen = new Set<string>()
+    const report = (saga: string, executionId: string, entry: string | undefined) => {
+      const key = `${executionId}\u0000${entry ?? ""}`
+      if (seen.has(key)) return
+      seen.add(key)
+      found.push(new UnknownJournalEntry({ saga, executionId, entry }))
+    }
+    const check = (saga: string, executionId: string, entries: ReadonlyArray<{ readonly entry: string; readonly step: string | undefined }>) => {
+      const definition = byName.get(saga)
+      if (definition === undefined) return report(saga, executionId, undefined)
+      if (definition.steps === undefined) return
+      for (const { entry, step } of entries) {
+        if (step !== undefined && !definition.steps.includes(step)) report(saga, executionId, entry)
       }
-      if (saga.steps === undefined) continue
-      for (const step of entry.steps) {
-        if (!saga.steps.includes(step.step)) {
-          found.push(new UnknownJournalEntry({ saga: entry.saga, executionId: entry.executionId, entry: step.entry }))
+    }
+    // the engine's own journal first: written before the engine acts, it cannot lag
+    const journal = index.journal === undefined ? Option.none() : yield* index.journal
+    const finished = new Set<string>()
+    if (Option.isSome(journal)) {
+      for (const execution of journal.value) {
+        if (execution.finished) {
+          finished.add(execution.executionId)
+          continue
         }
+        check(execution.saga, execution.executionId, execution.activities.map((entry) => ({ entry, step: Journal.stepOf(entry) })))
       }
+    }
+    // then the index's unfinished sagas (all the check has on an engine it cannot read)
+    for (const entry of yield* index.list({ state: openStates, limit: Number.MAX_SAFE_INTEGER })) {
+      if (finished.has(entry.executionId)) continue
+      check(entry.saga, entry.executionId, entry.steps)
     }
     return found as ReadonlyArray<Saga.UnknownJournalEntry>
   })

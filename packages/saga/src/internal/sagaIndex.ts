@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as SagaIndexApi from "../SagaIndex.js"
+import * as Journal from "./journal.js"
 
 /** @internal */
 export const State = Schema.Literal(
@@ -86,6 +87,12 @@ const makeClearJournal = Effect.gen(function*() {
   }
 })
 
+const journalOf = (reader: Option.Option<Effect.Effect<ReadonlyArray<Journal.JournaledExecution>, unknown>>) =>
+  Option.match(reader, {
+    onNone: () => Effect.succeedNone,
+    onSome: (read) => Effect.asSome(read).pipe(fail("read the engine's journal"))
+  })
+
 /** Whole milliseconds: the SQL columns are integers (a test clock can stand between two). */
 const nowMillis = Effect.map(Clock.currentTimeMillis, Math.floor)
 
@@ -117,6 +124,7 @@ const snapshot = (entry: MutableEntry): SagaIndexApi.Entry => ({ ...entry, steps
 export const makeMemory = Effect.gen(function*() {
   const entries = new Map<string, MutableEntry>()
   const clearJournal = yield* makeClearJournal
+  const journal = yield* Journal.makeReader
   const service: SagaIndexApi.Service = {
     start: ({ executionId, saga }) =>
       Effect.map(nowMillis, (now) => {
@@ -167,6 +175,7 @@ export const makeMemory = Effect.gen(function*() {
           })
         }
       }),
+    journal: journalOf(journal),
     get: (executionId) => Effect.sync(() => Option.map(Option.fromNullable(entries.get(executionId)), snapshot)),
     list: (filter) =>
       Effect.sync(() => {
@@ -226,6 +235,7 @@ interface StepRow {
 export const makeSql = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const clearJournal = yield* makeClearJournal
+  const journal = yield* Journal.makeReader
 
   yield* sql`CREATE TABLE IF NOT EXISTS breakwater_sagas (
     execution_id TEXT PRIMARY KEY,
@@ -328,6 +338,7 @@ export const makeSql = Effect.gen(function*() {
         // go first, so a saga is never seen finished without its history
         return Effect.zipRight(steps, state)
       }).pipe(Effect.asVoid, fail("write")),
+    journal: journalOf(journal),
     get: (executionId) =>
       sql<SagaRow>`SELECT * FROM breakwater_sagas WHERE execution_id = ${executionId}`.pipe(
         Effect.flatMap(entriesOf),
