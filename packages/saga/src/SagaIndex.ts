@@ -120,7 +120,8 @@ export interface Entry {
 
 /**
  * One execution in the engine's journal: `finished` when its run has a final
- * reply (it succeeded or failed, not suspended), `activities` the names of
+ * reply (it succeeded or failed, not suspended), with its `outcome`;
+ * `activities` the names of
  * its journaled activities (`step:<name>`, `compensate:<name>`,
  * `checkStatus:<name>/<n>`, `cancel:<name>`) in journal order.
  *
@@ -131,6 +132,8 @@ export interface JournaledExecution {
   readonly saga: string
   readonly executionId: string
   readonly finished: boolean
+  /** How a finished execution ended, as `Saga.status` reads it; `undefined` while unfinished. */
+  readonly outcome: "completed" | "compensated" | "failed" | undefined
   readonly activities: ReadonlyArray<string>
 }
 
@@ -177,7 +180,8 @@ export interface Service {
   /**
    * Writes a saga's new actions (each ignored if the index has its `entry`
    * for the execution already; `seq` orders them), then, if given, its new
-   * state. Both writes are idempotent; they need not share a transaction.
+   * state (without one, it creates the saga's row as `running` if it is
+   * missing). Both writes are idempotent; they need not share a transaction.
    * A state is written only if its `version` is at least the one the index
    * holds: a late write of an older state (a replay, a background retry of
    * an earlier run) never moves a saga backwards.
@@ -324,3 +328,25 @@ export const layerPurge: (options: {
   readonly retention: Duration.DurationInput
   readonly every?: Duration.DurationInput | undefined
 }) => Layer.Layer<never, never, SagaIndex> = internal.layerPurge
+
+/**
+ * Brings the index up to date with the engine's journal: every saga the
+ * index lists as unfinished (running, compensating, needs-attention,
+ * pending) that the journal shows finished gets its final state
+ * (`completed`, `compensated` or `failed`, as `Saga.status` reads it).
+ * Returns the executions it changed. A saga's own writes keep the index up
+ * to date while the process lives; this repairs what a crash left behind (a
+ * finished saga's last index write lost with its process). The memory and
+ * SQL indexes run it once, in the background, when they are built; it does
+ * nothing on an index that cannot read its engine's journal. The actions the
+ * index lost are not restored, and a finished saga with no index row at all
+ * stays without one.
+ *
+ * @since 0.1.0
+ * @category Maintenance
+ */
+export const converge: Effect.Effect<
+  ReadonlyArray<{ readonly executionId: string; readonly saga: string; readonly state: State }>,
+  SagaIndexError,
+  SagaIndex
+> = internal.converge

@@ -775,6 +775,44 @@ export const suite = (name: string, engine: Layer.Layer<WorkflowEngine | SagaInd
       ) as Effect.Effect<void>
     })
 
+    it.effect("converges with the journal: a finished saga whose last index write was lost gets its final state", () => {
+      const log: Array<string> = []
+      const a = logged(log, "A")
+      const b = logged(log, "B", { fail: true })
+      const Ok = Saga.make({ name: "ok", payload: Order, success: Schema.String, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+        Saga.run(a, o.orderId))
+      const Ko = Saga.make({ name: "ko", payload: Order, error: OrderFailed, idempotencyKey: (o) => o.orderId }, (o) =>
+        Effect.gen(function*() {
+          yield* Saga.run(a, o.orderId)
+          yield* Saga.run(b, o.orderId)
+        }))
+      // an index whose final-state writes are lost (as with a crash right after the saga finished)
+      const losing = Layer.effect(
+        SagaIndex.SagaIndex,
+        Effect.map(SagaIndex.SagaIndex, (index) => ({
+          ...index,
+          write: (options) =>
+            options.state !== undefined && SagaIndex.finalStates.includes(options.state.state)
+              ? index.write({ ...options, state: undefined })
+              : index.write(options)
+        }))
+      )
+      return Effect.gen(function*() {
+        yield* runToEnd(Ok.execute({ orderId: "o1" }))
+        yield* runToEnd(Ko.execute({ orderId: "o1" }))
+        const okId = yield* Ok.executionId({ orderId: "o1" })
+        const koId = yield* Ko.executionId({ orderId: "o1" })
+        const state = (id: string) => Effect.map(SagaIndex.get(id), Option.map((e) => e.state))
+        expect([yield* state(okId), yield* state(koId)]).toStrictEqual([Option.some("running"), Option.some("compensating")])
+        const fixed = yield* SagaIndex.converge
+        expect(fixed.map((f) => `${f.saga} ${f.state}`).sort()).toStrictEqual(["ko compensated", "ok completed"])
+        expect([yield* state(okId), yield* state(koId)]).toStrictEqual([Option.some("completed"), Option.some("compensated")])
+        expect(yield* SagaIndex.converge).toStrictEqual([])
+      }).pipe(
+        Effect.provide(Layer.mergeAll(Ok.layer, Ko.layer).pipe(Layer.provide(losing), Layer.provideMerge(Layer.orDie(engine))))
+      ) as Effect.Effect<void>
+    })
+
     it.effect("leaves finished sagas out of the journal check", () => {
       const old = Saga.step({ name: "old", success: Schema.String, run: (_: string) => Effect.succeed("done") })
       const V1 = Saga.make({ name: "done", payload: Order, success: Schema.Void, idempotencyKey: (o) => o.orderId, steps: [old] }, (o) =>

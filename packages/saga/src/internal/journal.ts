@@ -20,10 +20,23 @@ const parse = (json: unknown): unknown => {
   }
 }
 
-/** A run's reply is final when its exit is a success holding `Complete` (a suspension replies `Suspended`). */
-const isComplete = (exit: unknown): boolean => {
-  const value = parse(exit) as { _tag?: unknown; value?: { _tag?: unknown } } | undefined
-  return value?._tag === "Success" && value.value?._tag === "Complete"
+type Outcome = "completed" | "compensated" | "failed"
+
+/**
+ * A run's reply is final when its exit is a success holding `Complete` (a
+ * suspension replies `Suspended`); the workflow's own exit inside says how
+ * the saga ended, as `Saga.status` reads it: a success completed it, a
+ * failure with the saga's error compensated it, anything else (a defect, a
+ * `DuplicateStepError`) failed it.
+ */
+const outcomeOf = (exit: unknown): Outcome | undefined => {
+  const value = parse(exit) as { _tag?: unknown; value?: { _tag?: unknown; exit?: any } } | undefined
+  if (value?._tag !== "Success" || value.value?._tag !== "Complete") return undefined
+  const result = value.value.exit
+  if (result?._tag === "Success") return "completed"
+  const cause = result?.cause
+  const error = cause?._tag === "Fail" ? cause.error ?? cause.failure : undefined
+  return error !== undefined && error?._tag !== "DuplicateStepError" ? "compensated" : "failed"
 }
 
 const activityName = (payload: unknown): string | undefined => {
@@ -36,21 +49,33 @@ interface Row {
   readonly entityId: string
   readonly tag: string
   readonly payload: unknown
-  readonly complete: boolean
+  readonly outcome: Outcome | undefined
 }
 
 const collect = (rows: Iterable<Row>): Array<JournaledExecution> => {
-  const byId = new Map<string, { saga: string; executionId: string; finished: boolean; activities: Array<string> }>()
+  const byId = new Map<
+    string,
+    { saga: string; executionId: string; finished: boolean; outcome: Outcome | undefined; activities: Array<string> }
+  >()
   for (const row of rows) {
     if (!row.entityType.startsWith(workflowPrefix) || row.entityType === clockEntityType) continue
     const key = `${row.entityType}\u0000${row.entityId}`
     let execution = byId.get(key)
     if (execution === undefined) {
-      execution = { saga: row.entityType.slice(workflowPrefix.length), executionId: row.entityId, finished: false, activities: [] }
+      execution = {
+        saga: row.entityType.slice(workflowPrefix.length),
+        executionId: row.entityId,
+        finished: false,
+        outcome: undefined,
+        activities: []
+      }
       byId.set(key, execution)
     }
     if (row.tag === "run") {
-      execution.finished ||= row.complete
+      if (row.outcome !== undefined) {
+        execution.finished = true
+        execution.outcome = row.outcome
+      }
     } else if (row.tag === "activity") {
       const name = activityName(row.payload)
       if (name !== undefined && !execution.activities.includes(name)) execution.activities.push(name)
@@ -81,7 +106,10 @@ export const makeReader: Effect.Effect<Option.Option<Effect.Effect<ReadonlyArray
             entityId: envelope.address.entityId,
             tag: envelope.tag,
             payload: envelope.payload,
-            complete: entry.replies.some((reply) => reply._tag === "WithExit" && isComplete(reply.exit))
+            outcome: entry.replies.reduce<Outcome | undefined>(
+              (found, reply) => found ?? (reply._tag === "WithExit" ? outcomeOf(reply.exit) : undefined),
+              undefined
+            )
           })
         }
         return collect(rows)
@@ -109,7 +137,7 @@ export const makeReader: Effect.Effect<Option.Option<Effect.Effect<ReadonlyArray
           entityId: row.entity_id,
           tag: row.tag,
           payload: row.payload,
-          complete: row.reply !== null && isComplete(row.reply)
+          outcome: row.reply === null ? undefined : outcomeOf(row.reply)
         })))
     ))
   })

@@ -102,6 +102,50 @@ const statesOf = (filter: SagaIndexApi.Filter | undefined): ReadonlyArray<SagaIn
   filter?.state === undefined ? undefined : typeof filter.state === "string" ? [filter.state] : filter.state
 
 // -----------------------------------------------------------------------------
+// Converging with the journal
+// -----------------------------------------------------------------------------
+
+const openStates: ReadonlyArray<SagaIndexApi.State> = ["running", "compensating", "needs-attention", "pending"]
+
+/** The version a state taken from the journal is written with: above any a saga reaches, within a 32-bit column. */
+const journalVersion = 2_147_483_647
+
+const convergeWith = (index: SagaIndexApi.Service) =>
+  Effect.gen(function*() {
+    const journal = index.journal === undefined ? Option.none() : yield* index.journal
+    if (Option.isNone(journal)) return []
+    const finished = new Map<string, SagaIndexApi.JournaledExecution>()
+    for (const execution of journal.value) if (execution.outcome !== undefined) finished.set(execution.executionId, execution)
+    const fixed: Array<{ readonly executionId: string; readonly saga: string; readonly state: SagaIndexApi.State }> = []
+    for (const entry of yield* index.list({ state: openStates, limit: Number.MAX_SAFE_INTEGER })) {
+      const outcome = finished.get(entry.executionId)?.outcome
+      if (outcome === undefined) continue
+      yield* index.write({
+        executionId: entry.executionId,
+        saga: entry.saga,
+        entries: [],
+        state: { state: outcome, version: journalVersion, detail: entry.detail }
+      })
+      fixed.push({ executionId: entry.executionId, saga: entry.saga, state: outcome })
+    }
+    return fixed
+  })
+
+/** @internal */
+export const converge = Effect.flatMap(SagaIndex, convergeWith)
+
+/** Converges once when the index is built, beside whatever starts next; a failure is logged. */
+const convergeInBackground = (index: SagaIndexApi.Service) =>
+  Effect.forkScoped(
+    convergeWith(index).pipe(
+      Effect.tap((fixed) =>
+        fixed.length === 0 ? Effect.void : Effect.logInfo(`saga index: ${fixed.length} finished sagas brought up to date from the journal`)
+      ),
+      Effect.catchAll((error) => Effect.logWarning("saga index: could not converge with the journal", error))
+    )
+  )
+
+// -----------------------------------------------------------------------------
 // Memory
 // -----------------------------------------------------------------------------
 
@@ -203,7 +247,7 @@ export const makeMemory = Effect.gen(function*() {
 })
 
 /** @internal */
-export const layerMemory: Layer.Layer<SagaIndex> = Layer.effect(SagaIndex, makeMemory)
+export const layerMemory: Layer.Layer<SagaIndex> = Layer.scoped(SagaIndex, Effect.tap(makeMemory, convergeInBackground))
 
 // -----------------------------------------------------------------------------
 // SQL (SQLite and PostgreSQL)
@@ -325,7 +369,11 @@ export const makeSql = Effect.gen(function*() {
           })))
         } ON CONFLICT (execution_id, entry) DO NOTHING`
         const next = options.state
-        const state: Effect.Effect<unknown, unknown> = next === undefined ? Effect.void : sql`INSERT INTO breakwater_sagas
+        // without a state, the row is created as running if missing (as in memory)
+        const state: Effect.Effect<unknown, unknown> = next === undefined ? sql`INSERT INTO breakwater_sagas
+          (execution_id, saga, state, step, attempt, detail, created_at, updated_at)
+          VALUES (${options.executionId}, ${options.saga}, 'running', NULL, 0, NULL, ${now}, ${now})
+          ON CONFLICT (execution_id) DO NOTHING` : sql`INSERT INTO breakwater_sagas
           (execution_id, saga, state, step, attempt, version, detail, created_at, updated_at)
           VALUES (${options.executionId}, ${options.saga}, ${next.state}, ${next.step ?? null},
             ${next.attempt ?? 0}, ${next.version}, ${next.detail ?? null}, ${now}, ${now})
@@ -379,7 +427,7 @@ export const makeSql = Effect.gen(function*() {
 
 /** @internal */
 export const layerSql: Layer.Layer<SagaIndex, SagaIndexError, SqlClient.SqlClient> = Layer
-  .effect(SagaIndex, makeSql.pipe(fail("create tables")))
+  .scoped(SagaIndex, Effect.tap(makeSql.pipe(fail("create tables")), convergeInBackground))
 
 // -----------------------------------------------------------------------------
 // Accessors and maintenance
