@@ -61,6 +61,13 @@ export const defaultLimits: { readonly [P in Phase]: Duration.Duration } = inter
  * reached the remote and are safe to retry; the other phases may have been
  * carried out by the remote and are retried only for idempotent calls.
  *
+ * `sent` is set by transports that know whether the request can have reached
+ * the remote (the HTTP transport of `@breakwater/http`): `"no"` (nothing of
+ * the request can have been received) makes the verdict `"retry"` whatever
+ * the phase, `"maybe"` makes it `"retry-if-idempotent"`. When `sent` is
+ * `undefined` (every timeout outside a transport), the verdict follows the
+ * phase as above.
+ *
  * @since 0.1.0
  * @category Errors
  */

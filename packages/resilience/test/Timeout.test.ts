@@ -1,4 +1,5 @@
 import * as Bulkhead from "@breakwater/resilience/Bulkhead"
+import * as Retryable from "@breakwater/resilience/Retryable"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -412,5 +413,30 @@ describe("Timeout", () => {
       expect(error.message).toBe(
         `Timeout "x": invalid option "phase": Expected "connect" | "write" | "read" | "idle" | "acquire" | "total", actual "dns"`
       )
+    }))
+
+  it("sent decides the verdict when a transport sets it; the phase decides otherwise", () => {
+    const limit = Duration.seconds(1)
+    const phases: ReadonlyArray<Timeout.Phase> = ["connect", "write", "read", "idle", "acquire", "total"]
+    for (const phase of phases) {
+      const byPhase = phase === "connect" || phase === "acquire" ? "retry" : "retry-if-idempotent"
+      const bare = new Timeout.TimeoutError({ dependency: "x", phase, limit })
+      expect(bare.sent).toBeUndefined()
+      expect(Retryable.verdictOf(bare)).toBe(byPhase)
+      expect(Retryable.verdictOf(new Timeout.TimeoutError({ dependency: "x", phase, limit, sent: "no" }))).toBe("retry")
+      expect(Retryable.verdictOf(new Timeout.TimeoutError({ dependency: "x", phase, limit, sent: "maybe" }))).toBe(
+        "retry-if-idempotent"
+      )
+    }
+  })
+
+  it.scoped("a policy's own TimeoutError has no sent", () =>
+    Effect.gen(function*() {
+      const policy = yield* Timeout.make({ dependency: "x", phase: "read", limit: 10 })
+      const fiber = yield* Effect.fork(Effect.flip(policy.apply(Effect.never)))
+      yield* TestClock.adjust(10)
+      const error = yield* Fiber.join(fiber)
+      expect(error.sent).toBeUndefined()
+      expect("sent" in error).toBe(false)
     }))
 })

@@ -39,13 +39,22 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("@breakwater/
   {
     dependency: Schema.String,
     phase: Phase,
-    limit: Schema.DurationFromSelf
+    limit: Schema.DurationFromSelf,
+    /**
+     * Whether the request can have reached the remote, when the transport
+     * knows (HTTP): `"no"` when nothing of it can have been received,
+     * `"maybe"` otherwise. `undefined` outside a transport: the verdict then
+     * follows the phase.
+     */
+    sent: Schema.optional(Schema.Literal("no", "maybe"))
   }
 ) {
   /**
    * @since 0.1.0
    */
   get [Retryable.VerdictTypeId](): Retryable.Verdict {
+    if (this.sent === "no") return "retry"
+    if (this.sent === "maybe") return "retry-if-idempotent"
     return this.phase === "connect" || this.phase === "acquire" ? "retry" : "retry-if-idempotent"
   }
 
