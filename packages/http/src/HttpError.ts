@@ -323,6 +323,17 @@ export const sentOf = (u: unknown): Sent | undefined => {
 }
 
 /**
+ * Whether an error proves the request never reached the remote
+ * (`sent: "no"`): what `Failover`'s `failoverOn` should be for HTTP
+ * providers, so a call moves to the next provider only when the first one
+ * certainly did nothing.
+ *
+ * @since 0.1.0
+ * @category Guards
+ */
+export const notSent = (u: unknown): boolean => sentOf(u) === "no"
+
+/**
  * What a circuit breaker should count as the dependency failing: 5xx,
  * timeouts, connection and protocol failures. Not 4xx (429 included: the
  * remote is answering), not a response too large or a decode failure (a

@@ -197,6 +197,27 @@ describe("Client", () => {
       expect((yield* chaos.requests).length).toBe(1)
     }))
 
+  it.scopedLive("the total timeout says whether any attempt had started writing", () =>
+    Effect.gen(function*() {
+      const chaos = yield* server({ faults: [{ type: "never-answer" }] })
+      const waiting = yield* Client.make({
+        dependency: "total-sent",
+        baseUrl: chaos.url,
+        timeouts: { total: "150 millis", read: "5 seconds" }
+      })
+      const afterWrite = yield* Effect.flip(waiting.post("/charges"))
+      expect(afterWrite).toMatchObject({ _tag: "TimeoutError", phase: "total", sent: "maybe", replayable: false })
+      const hole = yield* ChaosServer.blackhole()
+      const connecting = yield* Client.make({
+        dependency: "total-unsent",
+        baseUrl: `http://127.0.0.1:${hole.port}`,
+        timeouts: { total: "150 millis", connect: "5 seconds" }
+      })
+      const beforeWrite = yield* Effect.flip(connecting.post("/charges"))
+      expect(beforeWrite).toMatchObject({ _tag: "TimeoutError", phase: "total", sent: "no" })
+      expect(Retryable.verdictOf(beforeWrite)).toBe("retry")
+    }))
+
   it.scopedLive("a connect that never completes is a connect timeout, not sent", () =>
     Effect.gen(function*() {
       const hole = yield* ChaosServer.blackhole()

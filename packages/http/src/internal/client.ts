@@ -254,7 +254,8 @@ export const make = (input: Client.Input): Effect.Effect<Client.Client, InvalidO
           headers,
           body: body.bytes,
           replayable,
-          deadline
+          deadline,
+          progress: { sent: false }
         } satisfies Transport.Prepared
       })
 
@@ -263,18 +264,7 @@ export const make = (input: Client.Input): Effect.Effect<Client.Client, InvalidO
     ): Effect.Effect<HttpClientResponse.HttpClientResponse, Client.ClientError> =>
       Effect.flatMap(prepare(request), (prepared) => {
         let attempts = 0
-        let anySent = false
-        const one = Effect.suspend(() => {
-          const resends = attempts++
-          return attempt(prepared, resends).pipe(
-            Effect.tapError((error) => Effect.sync(() => {
-              if (error.sent !== "no") anySent = true
-            })),
-            Effect.tap(() => Effect.sync(() => {
-              anySent = true
-            }))
-          )
-        })
+        const one = Effect.suspend(() => attempt(prepared, attempts++))
         let call: Effect.Effect<HttpClientResponse.HttpClientResponse, Client.ClientError> = one
         if (bulkhead !== undefined) call = bulkhead.apply(call)
         if (rateLimiter !== undefined) call = rateLimiter.apply(call)
@@ -291,7 +281,7 @@ export const make = (input: Client.Input): Effect.Effect<Client.Client, InvalidO
                   dependency,
                   phase: "total",
                   limit: error.limit,
-                  sent: anySent ? "maybe" : "no",
+                  sent: prepared.progress.sent ? "maybe" : "no",
                   replayable: prepared.replayable
                 })
               )

@@ -40,6 +40,8 @@ export interface Prepared {
   readonly replayable: boolean
   /** The `Clock` time after which a `Retry-After` wait is pointless (the call's total deadline). */
   readonly deadline: number | undefined
+  /** Set when an attempt of the call started writing: whatever happens next, it may have been sent. */
+  readonly progress: { sent: boolean }
 }
 
 /** @internal */
@@ -113,7 +115,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   error: Error | undefined = undefined
   private waiter: (() => void) | undefined = undefined
 
-  constructor(readonly maxBytes: number) {}
+  constructor(readonly maxBytes: number, readonly progress: { sent: boolean }) {}
 
   /** Calls `resume` at the next event (or now, if `ready` already holds). */
   listen(resume: () => void): void {
@@ -150,6 +152,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     this.started = true
+    this.progress.sent = true
     this.wake()
   }
 
@@ -311,7 +314,7 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
 
     const exchangeOn = (origin: Origin, prepared: Prepared) =>
       Effect.suspend(() => {
-        const exchange = new Exchange(options.maxResponseBytes)
+        const exchange = new Exchange(options.maxResponseBytes, prepared.progress)
         const failed = () => exchange.error !== undefined
         const dispatched = Effect.sync(() => {
           try {
