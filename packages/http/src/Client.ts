@@ -226,7 +226,8 @@ export const layer: <const I extends Input>(
 /**
  * Like `layer`, with the client's own options read from `Config` and
  * validated the same way; `base` gives the policies and any option the
- * config leaves out (what the config reads wins).
+ * config leaves out (what the config reads wins; `timeouts`, `pool` and
+ * `headers` are merged field by field).
  *
  * @example
  * ```ts

@@ -299,8 +299,10 @@ export type HttpError =
   | Timeout.TimeoutError
 
 /**
- * Whether a value is one of this module's errors, or a `TimeoutError` a
- * transport raised (one with `sent`).
+ * Whether a value is one of the transport's errors (the `HttpError` union:
+ * every error class of this module but `DecodeError`, which only decoding
+ * a response raises), or a `TimeoutError` a transport raised (one with
+ * `sent`).
  *
  * @since 0.1.0
  * @category Guards

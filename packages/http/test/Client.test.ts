@@ -7,6 +7,8 @@ import * as Retryable from "@breakwater/resilience/Retryable"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -361,6 +363,48 @@ describe("Client", () => {
       const error = yield* Effect.flip(client.get("ftp://127.0.0.1/x"))
       expect(error).toMatchObject({ _tag: "RequestError", sent: "no" })
       expect(Retryable.verdictOf(error)).toBe("fatal")
+    }))
+})
+
+describe("Client pipeline", () => {
+  it.scopedLive("hedges replayable requests only", () =>
+    Effect.gen(function*() {
+      const chaos = yield* server({ faults: [{ type: "late", delay: "300 millis" }] })
+      const client = yield* Client.make({
+        dependency: "hedged",
+        baseUrl: chaos.url,
+        retry: false,
+        hedge: { delay: "50 millis" }
+      })
+      expect((yield* client.get("/items")).status).toBe(200)
+      expect((yield* client.post("/charges")).status).toBe(201)
+      const byRoute = (yield* chaos.requests).map((r) => r.route)
+      expect(byRoute.filter((r) => r === "GET /items").length).toBe(2)
+      expect(byRoute.filter((r) => r === "POST /charges").length).toBe(1)
+      expect(yield* chaos.effects("charge")).toEqual([{ kind: "charge", key: null, applied: 1, duplicates: 0 }])
+    }))
+
+  it.scopedLive("layerConfig reads the client's options from Config, over the base", () =>
+    Effect.gen(function*() {
+      const chaos = yield* server()
+      const layer = Client.layerConfig("configured", {
+        baseUrl: Config.string("ITEMS_URL"),
+        timeouts: { read: Config.duration("ITEMS_READ") }
+      }, { retry: false, timeouts: { connect: "1 second" } })
+      const client = yield* Client.tag("configured").pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["ITEMS_URL", chaos.url], ["ITEMS_READ", "250 millis"]])))
+      )
+      expect(client.options.baseUrl).toBe(chaos.url)
+      expect(Duration.toMillis(client.options.timeouts.read)).toBe(250)
+      expect(Duration.toMillis(client.options.timeouts.connect)).toBe(1000)
+      expect(client.policies.retry).toBeUndefined()
+      const invalid = yield* Client.tag("configured").pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["ITEMS_URL", "nope"], ["ITEMS_READ", "1 second"]]))),
+        Effect.flip
+      )
+      expect(invalid).toMatchObject({ _tag: "InvalidOptionsError", policy: "Client", field: "baseUrl" })
     }))
 })
 

@@ -321,6 +321,18 @@ export const layer = <const I extends Client.Input>(
   input: I
 ): Layer.Layer<Client.ClientFor<I["dependency"]>, InvalidOptionsError> => Layer.scoped(tag(input.dependency), make(input))
 
+/** `read` over `base`, the nested groups (`timeouts`, `pool`, `headers`) merged field by field. */
+const mergeConfig = (base: Omit<Client.Input, "dependency">, read: Client.ConfigInput, dependency: string): Client.Input => ({
+  ...base,
+  ...read,
+  ...(base.timeouts !== undefined || read.timeouts !== undefined
+    ? { timeouts: { ...base.timeouts, ...read.timeouts } }
+    : {}),
+  ...(base.pool !== undefined || read.pool !== undefined ? { pool: { ...base.pool, ...read.pool } } : {}),
+  ...(base.headers !== undefined || read.headers !== undefined ? { headers: { ...base.headers, ...read.headers } } : {}),
+  dependency
+})
+
 /** @internal */
 export const layerConfig = <const Dependency extends string>(
   dependency: Dependency,
@@ -333,6 +345,6 @@ export const layerConfig = <const Dependency extends string>(
       Config.isConfig(config) || Object.keys(config).length > 0
         ? Config.unwrap(config)
         : Config.succeed({} as Client.ConfigInput),
-      (read) => make({ ...base, ...(read as object), dependency } as Client.Input)
+      (read: Client.ConfigInput) => make(mergeConfig(base, read, dependency))
     )
   )
