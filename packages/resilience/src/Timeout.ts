@@ -64,7 +64,9 @@ export const defaultLimits: { readonly [P in Phase]: Duration.Duration } = inter
  * `sent` is set by transports that know whether the request can have reached
  * the remote (the HTTP transport of `@breakwater/http`): `"no"` (nothing of
  * the request can have been received) makes the verdict `"retry"` whatever
- * the phase, `"maybe"` makes it `"retry-if-idempotent"`. When `sent` is
+ * the phase, `"maybe"` makes it `"retry-if-idempotent"`, or `"retry"` when
+ * the transport also set `replayable: true` (the request may be sent again:
+ * an idempotent method or an `Idempotency-Key`). When `sent` is
  * `undefined` (every timeout outside a transport), the verdict follows the
  * phase as above.
  *

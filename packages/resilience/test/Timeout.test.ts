@@ -427,6 +427,15 @@ describe("Timeout", () => {
       expect(Retryable.verdictOf(new Timeout.TimeoutError({ dependency: "x", phase, limit, sent: "maybe" }))).toBe(
         "retry-if-idempotent"
       )
+      expect(
+        Retryable.verdictOf(new Timeout.TimeoutError({ dependency: "x", phase, limit, sent: "maybe", replayable: true }))
+      ).toBe("retry")
+      expect(
+        Retryable.verdictOf(new Timeout.TimeoutError({ dependency: "x", phase, limit, sent: "maybe", replayable: false }))
+      ).toBe("retry-if-idempotent")
+      expect(
+        Retryable.verdictOf(new Timeout.TimeoutError({ dependency: "x", phase, limit, sent: "no", replayable: false }))
+      ).toBe("retry")
     }
   })
 

@@ -46,7 +46,13 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("@breakwater/
      * `"maybe"` otherwise. `undefined` outside a transport: the verdict then
      * follows the phase.
      */
-    sent: Schema.optional(Schema.Literal("no", "maybe"))
+    sent: Schema.optional(Schema.Literal("no", "maybe")),
+    /**
+     * Whether the request may be sent again whatever it did, when the
+     * transport knows (HTTP: an idempotent method or an `Idempotency-Key`).
+     * With `sent: "maybe"`, `true` makes the verdict `"retry"`.
+     */
+    replayable: Schema.optional(Schema.Boolean)
   }
 ) {
   /**
@@ -54,7 +60,7 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("@breakwater/
    */
   get [Retryable.VerdictTypeId](): Retryable.Verdict {
     if (this.sent === "no") return "retry"
-    if (this.sent === "maybe") return "retry-if-idempotent"
+    if (this.sent === "maybe") return this.replayable === true ? "retry" : "retry-if-idempotent"
     return this.phase === "connect" || this.phase === "acquire" ? "retry" : "retry-if-idempotent"
   }
 
