@@ -1,0 +1,18 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as Outbox from "./Outbox.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Publisher from "./Publisher.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Relay from "./Relay.js"
