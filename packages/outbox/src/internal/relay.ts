@@ -95,7 +95,7 @@ export const make = (
   input: Relay.Input
 ): Effect.Effect<Relay.Relay, Options.InvalidOptionsError, Scope.Scope | OutboxTag> =>
   Effect.gen(function*() {
-    const { publisher, ...data } = input
+    const { listen: _listen, publisher, ...data } = input
     const options = yield* Options.decode("Relay", RelayOptions, data)
     const outbox = yield* OutboxTag
     const { sql } = outbox
