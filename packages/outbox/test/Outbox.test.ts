@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -57,7 +58,7 @@ const backends = pgUrl === undefined ? [sqlite] : [sqlite, postgres]
 for (const backend of backends) {
   describe(`Outbox on ${backend.name}`, () => {
     const withOutbox = <A, E>(
-      body: (outbox: Outbox.Service) => Effect.Effect<A, E, SqlClient.SqlClient | Outbox.Outbox | import("effect/Scope").Scope>
+      body: (outbox: Outbox.Service) => Effect.Effect<A, E, SqlClient.SqlClient | Outbox.Outbox | Scope.Scope>
     ) =>
       Effect.gen(function*() {
         const table = freshTable()
