@@ -16,3 +16,8 @@ export * as Publisher from "./Publisher.js"
  * @since 0.1.0
  */
 export * as Relay from "./Relay.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Webhook from "./Webhook.js"
