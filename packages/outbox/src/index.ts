@@ -5,6 +5,11 @@
 /**
  * @since 0.1.0
  */
+export * as Inbox from "./Inbox.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Outbox from "./Outbox.js"
 
 /**
