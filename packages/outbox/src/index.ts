@@ -20,6 +20,11 @@ export * as Publisher from "./Publisher.js"
 /**
  * @since 0.1.0
  */
+export * as Reconciliation from "./Reconciliation.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Relay from "./Relay.js"
 
 /**
