@@ -10,6 +10,7 @@ import * as Outbox from "@breakwater/outbox/Outbox"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -48,6 +49,7 @@ const waitUntil = <A, E, R>(what: string, check: Effect.Effect<A | undefined, E,
   }).pipe(Effect.timeoutFail({ duration: "90 seconds", onTimeout: () => new Error(`timed out waiting for ${what}`) }))
 
 export const scenes = Effect.gen(function*() {
+  const settings = yield* Config.OrdersConfig
   const servers = yield* Downstreams.Downstreams
   const payments = yield* Payments
   const orders = yield* Orders
@@ -173,10 +175,12 @@ export const scenes = Effect.gen(function*() {
   // ---------------------------------------------------------------------------
   yield* scene(
     "3. Payment A charges, but answers too late",
-    "A does the charge and answers after 1.5 s, past the payment read timeout: sent \"maybe\", so no failover\n" +
+    `A does the charge and answers after ${Duration.format(Duration.times(settings.timeouts.paymentRead, 2))}, twice the payment read timeout: sent "maybe", so no failover\n` +
       "and no blind retry. The saga asks A's status API with the charge's key (3 checks at most)."
   )
-  yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "late", delay: "1500 millis" }] } } })
+  // Twice the payment read timeout: late whatever the machine's load.
+  const late = Duration.times(settings.timeouts.paymentRead, 2)
+  yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "late", delay: late }] } } })
   const uncertain = yield* place("3", "tour-3", { sku: "desk", quantity: 1, amount: 99000 })
   yield* servers.paymentA.setFaults({})
   yield* notified(uncertain.order.id)
@@ -240,7 +244,7 @@ export const scenes = Effect.gen(function*() {
 
 /** The whole service and its downstreams, on `settings`. */
 export const layer = (settings: Config.Settings) =>
-  App.layer.pipe(Layer.provideMerge(Downstreams.layer), Layer.provide(Config.layer(settings)))
+  App.layer.pipe(Layer.provideMerge(Downstreams.layer), Layer.provideMerge(Config.layer(settings)))
 
 /** Runs the scenes on a fresh database at `settings.database`. */
 export const run = (settings: Config.Settings) =>
