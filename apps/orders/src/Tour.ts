@@ -125,6 +125,10 @@ export const scenes = Effect.gen(function*() {
     Effect.gen(function*() {
       const placed = yield* post(key, body)
       yield* say(`POST /orders (Idempotency-Key: ${key}) -> 202 ${placed.order.id}: ${placed.order.state}, "${placed.message}"`)
+      if (n === "3") {
+        const seen = yield* get(placed.order.id)
+        yield* say(`GET /orders/${placed.order.id} -> ${seen.order.state}, "${seen.message}"`)
+      }
       const final = yield* settled(placed.order.id)
       sceneOrders[n] = { orderId: final.order.id, state: final.order.state }
       return final
@@ -164,7 +168,9 @@ export const scenes = Effect.gen(function*() {
       "and B's own request shape (POST /v2/payments { amountMinor, currency })."
   )
   yield* servers.paymentA.down
-  yield* Effect.sleep("100 millis") // let A's pool see its connection closed
+  // Let A's pool see its kept-alive connection closed: a charge written on it would be a reset with
+  // sent "maybe", which is settled by the status check, not failed over.
+  yield* Effect.sleep("500 millis")
   const failedOver = yield* place("2", "tour-2", { sku: "lamp", quantity: 1, amount: 4500 })
   yield* servers.paymentA.up
   yield* notified(failedOver.order.id)
