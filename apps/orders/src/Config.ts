@@ -3,6 +3,7 @@
  * read 15 s, notifications short, 3 status checks 5 s apart); the tour and
  * the test use short ones.
  */
+import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -31,6 +32,8 @@ export interface Settings {
   readonly relay: { readonly pollInterval: Duration.Duration; readonly backoff: Duration.Duration }
   /** Retries of a compensation before the saga parks as needs-attention. */
   readonly compensationRetryDelay: Duration.Duration
+  /** Each payment provider's breaker in the failover; `undefined`: the `standard` preset. */
+  readonly paymentBreaker: CircuitBreaker.Preset | undefined
 }
 
 export class OrdersConfig extends Context.Tag("@breakwater/orders/OrdersConfig")<OrdersConfig, Settings>() {}
@@ -51,7 +54,8 @@ export const production: Settings = {
   statusChecks: { times: 3, spacing: Duration.seconds(5) },
   retryDelay: Duration.millis(200),
   relay: { pollInterval: Duration.seconds(1), backoff: Duration.seconds(1) },
-  compensationRetryDelay: Duration.seconds(1)
+  compensationRetryDelay: Duration.seconds(1),
+  paymentBreaker: undefined
 }
 
 /** Short timeouts, so the tour's scenes take seconds. */
@@ -68,6 +72,14 @@ export const tour = (overrides: Partial<Settings> = {}): Settings => ({
   retryDelay: Duration.millis(50),
   relay: { pollInterval: Duration.millis(200), backoff: Duration.millis(200) },
   compensationRetryDelay: Duration.millis(100),
+  // Small enough for the tour to open it: every one of the last 3 charges failed.
+  paymentBreaker: {
+    window: { _tag: "count", size: 3 },
+    minimumCalls: 3,
+    failureRateThreshold: 1,
+    openDuration: "1 minute",
+    halfOpenCalls: 1
+  },
   ...overrides
 })
 

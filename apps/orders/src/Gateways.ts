@@ -139,9 +139,11 @@ export class Payments extends Context.Tag("@breakwater/orders/Payments")<Payment
     Effect.gen(function*() {
       const a = yield* PaymentAClient
       const b = yield* PaymentBClient
+      const { paymentBreaker } = yield* OrdersConfig
+      const breaker = paymentBreaker === undefined ? {} : { circuitBreaker: paymentBreaker }
       const failover = yield* Failover.make({
         dependency: "payments",
-        providers: [{ name: "payment-a" }, { name: "payment-b" }],
+        providers: [{ name: "payment-a", ...breaker }, { name: "payment-b", ...breaker }],
         failoverOn: HttpError.notSent
       })
       const statusOf = (client: Client.Client, path: string, provider: Provider, orderId: OrderId, key: string) =>

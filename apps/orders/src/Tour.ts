@@ -232,6 +232,33 @@ export const scenes = Effect.gen(function*() {
   yield* timeline(quiet.order.id)
 
   // ---------------------------------------------------------------------------
+  yield* scene(
+    "6. Payment A slows down",
+    "A answers every charge after twice the read timeout. Each charge is settled by the status check (A did\n" +
+      "charge), and each counts as a failure of A's breaker in the failover; when the last 3 calls all failed it\n" +
+      "opens, and the next charges go straight to B without waiting on A."
+  )
+  yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "late", delay: late }] } } })
+  const switchesBefore = switches.length
+  for (let i = 1; i <= 4; i++) {
+    const view = yield* place(`6.${i}`, `tour-6-${i}`, { sku: "mug", quantity: 1, amount: 800 + i })
+    const charges = yield* Invariants.countsOf(servers, [view.order.id])
+    const a = (yield* servers.paymentA.requests).filter((e) => e.headers["x-order-id"] === view.order.id && e.route === "POST /charges")
+    yield* say(
+      `  charged by ${a.length > 0 ? "payment-a (late, settled by the status check)" : "payment-b"}, charges ${
+        charges.get(view.order.id)?.charged
+      }; A's breaker: ${payments.failover.breakers["payment-a"].unsafeState()}`
+    )
+  }
+  yield* servers.paymentA.setFaults({})
+  yield* say(`failover: ${switches.slice(switchesBefore).join("; ") || "no switch"}`)
+  yield* Effect.forEach(
+    Object.entries(sceneOrders).filter(([n]) => n.startsWith("6.")),
+    ([, o]) => notified(o.orderId as OrderId),
+    { discard: true }
+  )
+
+  // ---------------------------------------------------------------------------
   yield* scene("Invariants", "Read from the downstreams' ledgers, for every order the API lists.")
   const all = yield* api.get("/orders").pipe(Effect.flatMap(api.json(OrderList)))
   const checks = yield* Invariants.check(servers, all.orders)
