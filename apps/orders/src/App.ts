@@ -19,9 +19,10 @@ import { Orders } from "./Orders.js"
 import { OrdersHttp } from "./orders/Http.js"
 import { OrdersRepo } from "./orders/Repo.js"
 import { OrderSaga } from "./orders/Saga.js"
+import { StuckOrders } from "./StuckOrders.js"
 
 /** Registers the order saga with the engine. */
-const SagaRegistration = Layer.unwrapEffect(Effect.map(OrderSaga, (saga) => saga.layer))
+const SagaRegistration = Layer.unwrapEffect(Effect.map(OrderSaga, ({ saga }) => saga.layer))
 
 const HttpServerLive = Layer.unwrapEffect(Effect.map(OrdersConfig, ({ port }) =>
   NodeHttpServer.layer(createServer, { host: "127.0.0.1", port })
@@ -29,7 +30,7 @@ const HttpServerLive = Layer.unwrapEffect(Effect.map(OrdersConfig, ({ port }) =>
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(OrdersHttp))
 
-const Core = Orders.layer.pipe(
+const Core = Layer.mergeAll(Orders.layer, StuckOrders.layer).pipe(
   Layer.provide(SagaRegistration),
   Layer.provideMerge(Layer.mergeAll(OrdersRepo.layer, OrderSaga.layer, Gateways.layer)),
   Layer.provideMerge(Notifications.layerOutbox),

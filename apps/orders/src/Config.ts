@@ -34,6 +34,8 @@ export interface Settings {
   readonly compensationRetryDelay: Duration.Duration
   /** Each payment provider's breaker in the failover; `undefined`: the `standard` preset. */
   readonly paymentBreaker: CircuitBreaker.Preset | undefined
+  /** An order PENDING for longer is stuck; the detector looks every `interval`. */
+  readonly stuck: { readonly after: Duration.Duration; readonly interval: Duration.Duration }
 }
 
 export class OrdersConfig extends Context.Tag("@breakwater/orders/OrdersConfig")<OrdersConfig, Settings>() {}
@@ -55,7 +57,8 @@ export const production: Settings = {
   retryDelay: Duration.millis(200),
   relay: { pollInterval: Duration.seconds(1), backoff: Duration.seconds(1) },
   compensationRetryDelay: Duration.seconds(1),
-  paymentBreaker: undefined
+  paymentBreaker: undefined,
+  stuck: { after: Duration.minutes(5), interval: Duration.minutes(1) }
 }
 
 /** Short timeouts, so the tour's scenes take seconds. */
@@ -80,6 +83,7 @@ export const tour = (overrides: Partial<Settings> = {}): Settings => ({
     openDuration: "1 minute",
     halfOpenCalls: 1
   },
+  stuck: { after: Duration.seconds(1), interval: Duration.millis(500) },
   ...overrides
 })
 

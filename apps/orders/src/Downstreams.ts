@@ -30,26 +30,33 @@ const keyOf = (request: ChaosServer.ChaosRequest) => request.headers["idempotenc
 const bad = (message: string): ChaosServer.ChaosResponse => ({ status: 400, body: { error: message } })
 
 /**
- * A payment provider's ledger of payments by idempotency key, for its status
- * endpoint. The handler runs for every request that reaches a route (even
- * when a fault then drops the answer); the tour only slows charges down
- * (`late`), which does the work, so the ledger matches the side effects.
+ * A payment provider: its charges by idempotency key, and a status endpoint
+ * that answers from the server's own ledger of side effects, so a charge
+ * whose request was lost (a fault that did not do the work) is "not found"
+ * even though the handler saw it.
  */
 const paymentProvider = (name: "payment-a" | "payment-b") => {
   const payments = new Map<string, string>()
   const prefix = name === "payment-a" ? "ch-a" : "pay-b"
+  let server: ChaosServer.ChaosServer | undefined
   const charge = (request: ChaosServer.ChaosRequest, amount: string): ChaosServer.ChaosResponse => {
     if (amount === "") return bad("amount is required")
     const key = keyOf(request)
-    const id = `${prefix}-${payments.size + 1}`
+    const id = payments.get(key) ?? `${prefix}-${payments.size + 1}`
     payments.set(key, id)
     return { status: 201, body: { id, status: "succeeded" } }
   }
   const status = (request: ChaosServer.ChaosRequest): ChaosServer.ChaosResponse => {
-    const id = payments.get(request.query["key"] ?? "")
-    return id === undefined ? { status: 404, body: { status: "not-found" } } : { body: { id, status: "succeeded" } }
+    const key = request.query["key"] ?? ""
+    const records = server === undefined ? [] : Effect.runSync(server.effects("charge"))
+    const applied = records.some((record) => record.key === key && record.applied > 0)
+    const id = payments.get(key)
+    return !applied || id === undefined
+      ? { status: 404, body: { status: "not-found" } }
+      : { body: { id, status: "succeeded" } }
   }
-  return { charge, status }
+  const attach = (self: ChaosServer.ChaosServer) => Effect.sync(() => { server = self })
+  return { charge, status, attach }
 }
 
 export const make = Effect.gen(function*() {
@@ -94,6 +101,8 @@ export const make = Effect.gen(function*() {
     ]
   })
 
+  yield* a.attach(paymentA)
+
   const b = paymentProvider("payment-b")
   const paymentB = yield* ChaosServer.make({
     name: "payment-b",
@@ -113,6 +122,8 @@ export const make = Effect.gen(function*() {
       }
     ]
   })
+
+  yield* b.attach(paymentB)
 
   const shipping = yield* ChaosServer.make({
     name: "shipping",

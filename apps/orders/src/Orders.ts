@@ -59,7 +59,7 @@ export class Orders extends Context.Tag("@breakwater/orders/Orders")<Orders, {
     Orders,
     Effect.gen(function*() {
       const repo = yield* OrdersRepo
-      const saga = yield* OrderSaga
+      const { saga } = yield* OrderSaga
       const engine = yield* Effect.context<WorkflowEngine>()
       const watchers = yield* FiberSet.make()
 

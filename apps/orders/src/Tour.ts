@@ -28,6 +28,8 @@ import { Payments } from "./Gateways.js"
 import * as Invariants from "./Invariants.js"
 import { OrderList } from "./orders/Api.js"
 import { Orders } from "./Orders.js"
+import { OrderSaga } from "./orders/Saga.js"
+import { StuckOrders } from "./StuckOrders.js"
 
 export interface Report {
   readonly checks: ReadonlyArray<Invariants.Check>
@@ -53,6 +55,8 @@ export const scenes = Effect.gen(function*() {
   const servers = yield* Downstreams.Downstreams
   const payments = yield* Payments
   const orders = yield* Orders
+  const orderSaga = yield* OrderSaga
+  const stuckOrders = yield* StuckOrders
   const outbox = yield* Outbox.Outbox
   const everyServer = [servers.inventory, servers.paymentA, servers.paymentB, servers.shipping, servers.notification]
   const address = (yield* HttpServer.HttpServer).address
@@ -233,7 +237,47 @@ export const scenes = Effect.gen(function*() {
 
   // ---------------------------------------------------------------------------
   yield* scene(
-    "6. Payment A slows down",
+    "6. A charge that is lost",
+    "A never answers the charge and never does it. The read timeout makes the outcome unknown; the status\n" +
+      "checks find no payment at A or B and, with no cancel API, the saga parks as pending: the order stays\n" +
+      "PENDING. The stuck-order detector finds it and has the saga check again: still nothing. An operator\n" +
+      "compares the providers' records (no charge for this order) and reconciles the charge as not applied:\n" +
+      "the saga releases the stock and the order ends FAILED."
+  )
+  yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "never-answer" }] } } })
+  const lost = yield* post("tour-6", { sku: "clock", quantity: 1, amount: 3000 })
+  yield* say(`POST /orders (Idempotency-Key: tour-6) -> 202 ${lost.order.id}: ${lost.order.state}`)
+  const lostExecution = yield* orders.executionId(lost.order.id)
+  const parked = (attempt: number) =>
+    waitUntil(
+      `the saga to park (${attempt})`,
+      Effect.map(orderSaga.saga.status(lostExecution), (s) => s?._tag === "Pending" && s.attempt >= attempt ? s : undefined)
+    )
+  const firstPark = yield* parked(1)
+  yield* servers.paymentA.setFaults({})
+  yield* say(`saga Pending on "${firstPark.error.step}" after ${firstPark.error.checks} status checks`)
+  const stillPending = yield* get(lost.order.id)
+  yield* say(`GET /orders/${lost.order.id} -> ${stillPending.order.state}, "${stillPending.message}"`)
+  // The detector runs on its own schedule (settings.stuck.interval); the tour waits for its recheck.
+  const secondPark = yield* parked(2)
+  for (const found of (yield* stuckOrders.rechecks).filter((f) => f.orderId === lost.order.id)) {
+    yield* say(
+      `stuck-order detector: ${found.orderId} PENDING for ${(found.pendingMillis / 1000).toFixed(1)} s, saga ${found.saga} on ${found.step ?? "-"} -> ${found.action}`
+    )
+  }
+  yield* say(`saga Pending again, ${secondPark.error.checks} status checks in all (attempt ${secondPark.attempt}): for a person now`)
+  const lostCounts = (yield* Invariants.countsOf(servers, [lost.order.id])).get(lost.order.id)!
+  yield* say(`operator: charges for ${lost.order.id} in the providers' ledgers: ${lostCounts.charged} -> reconcile as NotApplied`)
+  yield* orderSaga.saga.reconcile(lostExecution, orderSaga.charge, { _tag: "NotApplied" })
+  const lostFinal = yield* settled(lost.order.id)
+  sceneOrders["6"] = { orderId: lostFinal.order.id, state: lostFinal.order.state }
+  yield* report(lostFinal)
+  yield* timeline(lost.order.id)
+  yield* sagaSteps(lost.order.id)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "7. Payment A slows down",
     "A answers every charge after twice the read timeout. Each charge is settled by the status check (A did\n" +
       "charge), and each counts as a failure of A's breaker in the failover; when the last 3 calls all failed it\n" +
       "opens, and the next charges go straight to B without waiting on A."
@@ -241,7 +285,7 @@ export const scenes = Effect.gen(function*() {
   yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "late", delay: late }] } } })
   const switchesBefore = switches.length
   for (let i = 1; i <= 4; i++) {
-    const view = yield* place(`6.${i}`, `tour-6-${i}`, { sku: "mug", quantity: 1, amount: 800 + i })
+    const view = yield* place(`7.${i}`, `tour-7-${i}`, { sku: "mug", quantity: 1, amount: 800 + i })
     const charges = yield* Invariants.countsOf(servers, [view.order.id])
     const a = (yield* servers.paymentA.requests).filter((e) => e.headers["x-order-id"] === view.order.id && e.route === "POST /charges")
     yield* say(
@@ -253,7 +297,7 @@ export const scenes = Effect.gen(function*() {
   yield* servers.paymentA.setFaults({})
   yield* say(`failover: ${switches.slice(switchesBefore).join("; ") || "no switch"}`)
   yield* Effect.forEach(
-    Object.entries(sceneOrders).filter(([n]) => n.startsWith("6.")),
+    Object.entries(sceneOrders).filter(([n]) => n.startsWith("7.")),
     ([, o]) => notified(o.orderId as OrderId),
     { discard: true }
   )

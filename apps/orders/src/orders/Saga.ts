@@ -130,11 +130,13 @@ export const makeSaga = (settings: Settings) => {
       return { charge: charged, shipmentId }
     }))
 
-  return PlaceOrder
+  // The charge step is kept for reconciling a saga parked on it.
+  return { saga: PlaceOrder, charge }
 }
 
-export type PlaceOrder = ReturnType<typeof makeSaga>
+export type OrderSagaService = ReturnType<typeof makeSaga>
+export type PlaceOrder = OrderSagaService["saga"]
 
-export class OrderSaga extends Context.Tag("@breakwater/orders/OrderSaga")<OrderSaga, PlaceOrder>() {
+export class OrderSaga extends Context.Tag("@breakwater/orders/OrderSaga")<OrderSaga, OrderSagaService>() {
   static readonly layer = Layer.effect(OrderSaga, Effect.map(OrdersConfig, makeSaga))
 }
