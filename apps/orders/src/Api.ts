@@ -1,0 +1,7 @@
+/**
+ * The service's HTTP API: its groups.
+ */
+import * as HttpApi from "@effect/platform/HttpApi"
+import { OrdersApi } from "./orders/Api.js"
+
+export class Api extends HttpApi.make("orders-service").add(OrdersApi) {}

@@ -1,0 +1,46 @@
+/**
+ * The order service, composed: the database (orders, saga journal and
+ * outbox in one SQLite file), the saga engine, the downstream clients, the
+ * outbox relay and the HTTP API on 127.0.0.1. Needs `OrdersConfig` and the
+ * `Downstreams` (their URLs).
+ */
+import * as SagaEngine from "@breakwater/saga/SagaEngine"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { createServer } from "node:http"
+import { Api } from "./Api.js"
+import { OrdersConfig } from "./Config.js"
+import * as Database from "./Database.js"
+import * as Gateways from "./Gateways.js"
+import * as Notifications from "./Notifications.js"
+import { Orders } from "./Orders.js"
+import { OrdersHttp } from "./orders/Http.js"
+import { OrdersRepo } from "./orders/Repo.js"
+import { OrderSaga } from "./orders/Saga.js"
+import { StuckOrders } from "./StuckOrders.js"
+
+/** Registers the order saga with the engine. */
+const SagaRegistration = Layer.unwrapEffect(Effect.map(OrderSaga, ({ saga }) => saga.layer))
+
+const HttpServerLive = Layer.unwrapEffect(Effect.map(OrdersConfig, ({ port }) =>
+  NodeHttpServer.layer(createServer, { host: "127.0.0.1", port })
+))
+
+const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(OrdersHttp))
+
+const Core = Layer.mergeAll(Orders.layer, StuckOrders.layer).pipe(
+  Layer.provide(SagaRegistration),
+  Layer.provideMerge(Layer.mergeAll(OrdersRepo.layer, OrderSaga.layer, Gateways.layer)),
+  Layer.provideMerge(Notifications.layerOutbox),
+  Layer.provideMerge(SagaEngine.layerSqliteClient()),
+  Layer.provideMerge(Database.layer)
+)
+
+export const layer = HttpApiBuilder.serve().pipe(
+  Layer.provide(ApiLive),
+  Layer.provideMerge(HttpServerLive),
+  Layer.provideMerge(Notifications.layerRelay),
+  Layer.provideMerge(Core)
+)

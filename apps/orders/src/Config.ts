@@ -1,0 +1,109 @@
+/**
+ * The service's settings. Production defaults follow the seeds (payments
+ * read 15 s, notifications short, 3 status checks 5 s apart); the tour and
+ * the test use short ones.
+ */
+import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Layer from "effect/Layer"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+export interface Settings {
+  /** The SQLite file: orders, the saga journal and the outbox. */
+  readonly database: string
+  /** The API's port on 127.0.0.1; 0 for an ephemeral one. */
+  readonly port: number
+  readonly timeouts: {
+    readonly connect: Duration.Duration
+    readonly inventoryRead: Duration.Duration
+    readonly paymentRead: Duration.Duration
+    readonly shippingRead: Duration.Duration
+    readonly notificationRead: Duration.Duration
+  }
+  /** The charge's status checks after an unknown outcome. */
+  readonly statusChecks: { readonly times: number; readonly spacing: Duration.Duration }
+  /** The client's backoff between attempts (inventory, shipping). */
+  readonly retryDelay: Duration.Duration
+  /** The relay's polling interval and its backoff after a failed delivery. */
+  readonly relay: { readonly pollInterval: Duration.Duration; readonly backoff: Duration.Duration }
+  /** Retries of a compensation before the saga parks as needs-attention. */
+  readonly compensationRetryDelay: Duration.Duration
+  /** Each payment provider's breaker in the failover; `undefined`: the `standard` preset. */
+  readonly paymentBreaker: CircuitBreaker.Preset | undefined
+  /** An order PENDING for longer is stuck; the detector looks every `interval`. */
+  readonly stuck: { readonly after: Duration.Duration; readonly interval: Duration.Duration }
+}
+
+export class OrdersConfig extends Context.Tag("@breakwater/orders/OrdersConfig")<OrdersConfig, Settings>() {}
+
+/** `apps/orders/.data/orders.db`, wherever the process was started. */
+export const defaultDatabase: string = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", ".data", "orders.db")
+
+export const production: Settings = {
+  database: defaultDatabase,
+  port: 0,
+  timeouts: {
+    connect: Duration.seconds(3),
+    inventoryRead: Duration.seconds(5),
+    paymentRead: Duration.seconds(15),
+    shippingRead: Duration.seconds(5),
+    notificationRead: Duration.seconds(2)
+  },
+  statusChecks: { times: 3, spacing: Duration.seconds(5) },
+  retryDelay: Duration.millis(200),
+  relay: { pollInterval: Duration.seconds(1), backoff: Duration.seconds(1) },
+  compensationRetryDelay: Duration.seconds(1),
+  paymentBreaker: undefined,
+  stuck: { after: Duration.minutes(5), interval: Duration.minutes(1) }
+}
+
+/** Short timeouts, so the tour's scenes take seconds. */
+export const tour = (overrides: Partial<Settings> = {}): Settings => ({
+  ...production,
+  timeouts: {
+    connect: Duration.seconds(1),
+    inventoryRead: Duration.seconds(2),
+    paymentRead: Duration.millis(800),
+    shippingRead: Duration.seconds(2),
+    notificationRead: Duration.millis(500)
+  },
+  statusChecks: { times: 3, spacing: Duration.millis(300) },
+  retryDelay: Duration.millis(50),
+  relay: { pollInterval: Duration.millis(200), backoff: Duration.millis(200) },
+  compensationRetryDelay: Duration.millis(100),
+  // Small enough for the tour to open it: every one of the last 3 charges failed.
+  paymentBreaker: {
+    window: { _tag: "count", size: 3 },
+    minimumCalls: 3,
+    failureRateThreshold: 1,
+    openDuration: "1 minute",
+    halfOpenCalls: 1
+  },
+  stuck: { after: Duration.seconds(1), interval: Duration.millis(500) },
+  ...overrides
+})
+
+/** The production settings, each overridable from the environment (ORDERS_DATABASE, ORDERS_PORT, PAYMENT_READ_TIMEOUT, ...). */
+export const fromEnv = (base: Settings): Config.Config<Settings> =>
+  Config.all({
+    database: Config.string("ORDERS_DATABASE").pipe(Config.withDefault(base.database)),
+    port: Config.port("ORDERS_PORT").pipe(Config.withDefault(base.port)),
+    paymentRead: Config.duration("PAYMENT_READ_TIMEOUT").pipe(Config.withDefault(base.timeouts.paymentRead)),
+    notificationRead: Config.duration("NOTIFICATION_READ_TIMEOUT").pipe(
+      Config.withDefault(base.timeouts.notificationRead)
+    )
+  }).pipe(Config.map(({ database, notificationRead, paymentRead, port }) => ({
+    ...base,
+    database,
+    port,
+    timeouts: { ...base.timeouts, paymentRead, notificationRead }
+  })))
+
+export const layer = (settings: Settings): Layer.Layer<OrdersConfig> => Layer.succeed(OrdersConfig, settings)
+
+export const layerEnv = (base: Settings): Layer.Layer<OrdersConfig, ConfigError.ConfigError> =>
+  Layer.effect(OrdersConfig, fromEnv(base))

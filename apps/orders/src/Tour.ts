@@ -1,0 +1,340 @@
+/**
+ * A narrated tour of the order service: it starts the downstreams (chaos
+ * servers), the service and its API on 127.0.0.1, places orders through the
+ * real HTTP API while the downstreams misbehave, prints what each policy did,
+ * and checks the invariants against the downstreams' ledgers.
+ */
+import * as Client from "@breakwater/http/Client"
+import * as SagaIndex from "@breakwater/saga/SagaIndex"
+import * as Outbox from "@breakwater/outbox/Outbox"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import * as fs from "node:fs"
+import * as App from "./App.js"
+import * as Config from "./Config.js"
+import type { OrderId } from "./Domain.js"
+import { OrderView } from "./Domain.js"
+import * as Downstreams from "./Downstreams.js"
+import { Payments } from "./Gateways.js"
+import * as Invariants from "./Invariants.js"
+import { OrderList } from "./orders/Api.js"
+import { Orders } from "./Orders.js"
+import { OrderSaga } from "./orders/Saga.js"
+import { StuckOrders } from "./StuckOrders.js"
+
+export interface Report {
+  readonly checks: ReadonlyArray<Invariants.Check>
+  readonly ok: boolean
+  /** The order id of each scene, by scene number. */
+  readonly scenes: Readonly<Record<string, { readonly orderId: string; readonly state: string }>>
+}
+
+const scene = (title: string, text: string) => Console.log(`\n== ${title}\n${text}\n`)
+const say = (line: string) => Console.log(`  ${line}`)
+
+const waitUntil = <A, E, R>(what: string, check: Effect.Effect<A | undefined, E, R>) =>
+  Effect.gen(function*() {
+    while (true) {
+      const value = yield* check
+      if (value !== undefined) return value
+      yield* Effect.sleep("50 millis")
+    }
+  }).pipe(Effect.timeoutFail({ duration: "90 seconds", onTimeout: () => new Error(`timed out waiting for ${what}`) }))
+
+export const scenes = Effect.gen(function*() {
+  const settings = yield* Config.OrdersConfig
+  const servers = yield* Downstreams.Downstreams
+  const payments = yield* Payments
+  const orders = yield* Orders
+  const orderSaga = yield* OrderSaga
+  const stuckOrders = yield* StuckOrders
+  const outbox = yield* Outbox.Outbox
+  const everyServer = [servers.inventory, servers.paymentA, servers.paymentB, servers.shipping, servers.notification]
+  const address = (yield* HttpServer.HttpServer).address
+  const baseUrl = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1"
+  // The customer: a plain client of the API, no retries.
+  const api = yield* Client.make({ dependency: "customer", baseUrl, retry: false, circuitBreaker: false })
+
+  const switches: Array<string> = []
+  const failoverEvents = yield* payments.failover.subscribe
+  yield* Effect.forkScoped(
+    Queue.take(failoverEvents).pipe(
+      Effect.tap((event) =>
+        Effect.sync(() => {
+          if (event._tag === "Switched") switches.push(`${event.from ?? "-"} -> ${event.to} (${event.reason})`)
+        })
+      ),
+      Effect.forever
+    )
+  )
+
+  yield* Console.log(`The order service listens on ${baseUrl}; downstreams:`)
+  for (const server of everyServer) yield* say(`${server.name.padEnd(13)} ${server.url}`)
+
+  const post = (key: string | undefined, body: unknown) =>
+    HttpClientRequest.post("/orders").pipe(
+      HttpClientRequest.bodyUnsafeJson(body),
+      key === undefined ? (r) => r : HttpClientRequest.setHeader("idempotency-key", key),
+      api.execute,
+      Effect.flatMap(api.json(OrderView))
+    )
+  const get = (id: OrderId) => api.get(`/orders/${id}`).pipe(Effect.flatMap(api.json(OrderView)))
+  const settled = (id: OrderId) => waitUntil(`order ${id}`, Effect.map(get(id), (v) => v.order.state === "PENDING" ? undefined : v))
+  const notified = (id: OrderId) =>
+    waitUntil(
+      `the notification of ${id}`,
+      Effect.map(servers.notification.effects("notify"), (effects) => effects.find((e) => e.key === `order-confirmed-${id}`))
+    )
+
+  /** What each downstream saw for an order, in order: route, fault, side effect. */
+  const timeline = (id: string) =>
+    Effect.gen(function*() {
+      const lines: Array<{ readonly at: number; readonly seq: number; readonly text: string }> = []
+      for (const server of everyServer) {
+        for (const e of yield* server.requests) {
+          if (e.headers["x-order-id"] !== id && e.idempotencyKey !== `order-confirmed-${id}`) continue
+          lines.push({
+            at: e.at,
+            seq: e.seq,
+            text: `${server.name.padEnd(13)} ${`${e.method} ${e.path}`.padEnd(28)} fault: ${e.fault.padEnd(6)} effect: ${e.effect ?? "-"}`
+          })
+        }
+      }
+      lines.sort((x, y) => x.at - y.at || x.seq - y.seq)
+      for (const line of lines) yield* say(`  ${line.text}`)
+    })
+  const sagaSteps = (id: OrderId) =>
+    Effect.gen(function*() {
+      const entry = yield* SagaIndex.get(yield* orders.executionId(id))
+      if (Option.isNone(entry)) return
+      yield* say(`saga ${entry.value.state}:`)
+      for (const step of entry.value.steps) {
+        yield* say(`  ${step.entry.padEnd(20)} ${step.outcome}${step.detail === undefined ? "" : ` (${step.detail})`}`)
+      }
+    })
+  const report = (view: OrderView) =>
+    say(`order ${view.order.id}: ${view.order.state}${view.order.reason === null ? "" : `, reason: ${view.order.reason}`}`)
+
+  const sceneOrders: Record<string, { orderId: string; state: string }> = {}
+  const place = (n: string, key: string, body: { readonly sku: string; readonly quantity: number; readonly amount: number }) =>
+    Effect.gen(function*() {
+      const placed = yield* post(key, body)
+      yield* say(`POST /orders (Idempotency-Key: ${key}) -> 202 ${placed.order.id}: ${placed.order.state}, "${placed.message}"`)
+      if (n === "3") {
+        const seen = yield* get(placed.order.id)
+        yield* say(`GET /orders/${placed.order.id} -> ${seen.order.state}, "${seen.message}"`)
+      }
+      const final = yield* settled(placed.order.id)
+      sceneOrders[n] = { orderId: final.order.id, state: final.order.state }
+      return final
+    })
+
+  // ---------------------------------------------------------------------------
+  yield* scene("0. The API checks its input", "A request without an Idempotency-Key, and one with an invalid body: 400 with the Schema's error.")
+  const rejected = (effect: Effect.Effect<unknown, Client.ClientError | { readonly _tag: "DecodeError" }>) =>
+    effect.pipe(
+      Effect.map(() => "accepted?!"),
+      Effect.catchAll((error) =>
+        Effect.succeed(
+          "status" in error && "body" in error ? `${error.status} ${String(error.body).slice(0, 160)}` : error._tag
+        )
+      )
+    )
+  yield* say(`no Idempotency-Key: ${yield* rejected(post(undefined, { sku: "book", quantity: 1, amount: 1200 }))}`)
+  yield* say(`quantity 0:         ${yield* rejected(post("bad-1", { sku: "book", quantity: 0, amount: 1200 }))}`)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "1. A healthy order",
+    "Transaction 1 stores it PENDING; the saga reserves stock, charges payment A and books shipping;\n" +
+      "transaction 2 marks it CONFIRMED and puts OrderConfirmed in the outbox; the relay notifies."
+  )
+  const healthy = yield* place("1", "tour-1", { sku: "book", quantity: 1, amount: 1200 })
+  yield* notified(healthy.order.id)
+  yield* report(healthy)
+  yield* timeline(healthy.order.id)
+  const again = yield* post("tour-1", { sku: "book", quantity: 1, amount: 1200 })
+  yield* say(`the same Idempotency-Key again -> ${again.order.id} (${again.order.state}): the same order, nothing called again`)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "2. Payment A is down",
+    "A refuses connections (sent: \"no\"): Failover moves the charge to B, with the same Idempotency-Key\n" +
+      "and B's own request shape (POST /v2/payments { amountMinor, currency })."
+  )
+  yield* servers.paymentA.down
+  // Let A's pool see its kept-alive connection closed: a charge written on it would be a reset with
+  // sent "maybe", which is settled by the status check, not failed over.
+  yield* Effect.sleep("500 millis")
+  const failedOver = yield* place("2", "tour-2", { sku: "lamp", quantity: 1, amount: 4500 })
+  yield* servers.paymentA.up
+  yield* notified(failedOver.order.id)
+  yield* report(failedOver)
+  yield* timeline(failedOver.order.id)
+  yield* say(`failover: ${switches.join("; ") || "no switch"}`)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "3. Payment A charges, but answers too late",
+    `A does the charge and answers after ${Duration.format(Duration.times(settings.timeouts.paymentRead, 2))}, twice the payment read timeout: sent "maybe", so no failover\n` +
+      "and no blind retry. The saga asks A's status API with the charge's key (3 checks at most)."
+  )
+  // Twice the payment read timeout: late whatever the machine's load.
+  const late = Duration.times(settings.timeouts.paymentRead, 2)
+  yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "late", delay: late }] } } })
+  const uncertain = yield* place("3", "tour-3", { sku: "desk", quantity: 1, amount: 99000 })
+  yield* servers.paymentA.setFaults({})
+  yield* notified(uncertain.order.id)
+  yield* report(uncertain)
+  yield* timeline(uncertain.order.id)
+  yield* sagaSteps(uncertain.order.id)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "4. Shipping fails",
+    "Shipping answers 503 to every booking: the client retries (3 attempts, the same key), the step fails,\n" +
+      "and the saga compensates newest first: refund the charge, then release the stock. The order ends FAILED."
+  )
+  yield* servers.shipping.setFaults({ routes: { "POST /shipments": { faults: [{ type: "error", status: 503 }] } } })
+  const failed = yield* place("4", "tour-4", { sku: "chair", quantity: 2, amount: 15000 })
+  yield* servers.shipping.setFaults({})
+  yield* report(failed)
+  yield* timeline(failed.order.id)
+  yield* sagaSteps(failed.order.id)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "5. The notification service is down",
+    "The order still confirms: the notification is in the outbox, committed with CONFIRMED. The relay keeps\n" +
+      "trying; when the service is back it delivers, once (the receiver deduplicates on webhook-id)."
+  )
+  yield* servers.notification.down
+  const quiet = yield* place("5", "tour-5", { sku: "pen", quantity: 3, amount: 900 })
+  yield* report(quiet)
+  const pendingMessage = yield* waitUntil(
+    "a failed delivery",
+    Effect.map(outbox.list({ key: quiet.order.id }), (ms) => ms.find((m) => m.attempts >= 2))
+  )
+  yield* say(`outbox: ${pendingMessage.id} ${pendingMessage.status} after ${pendingMessage.attempts} attempts (${pendingMessage.lastError?.slice(0, 80) ?? ""})`)
+  yield* servers.notification.up
+  yield* say("notification service back up")
+  const record = yield* notified(quiet.order.id)
+  const delivered = yield* waitUntil(
+    "the delivery to be settled",
+    Effect.map(outbox.list({ key: quiet.order.id }), (ms) => ms.find((m) => m.status === "delivered"))
+  )
+  yield* say(`outbox: ${delivered.id} ${delivered.status} after ${delivered.attempts} attempts; notification applied ${record.applied}, duplicates ${record.duplicates}`)
+  yield* timeline(quiet.order.id)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "6. A charge that is lost",
+    "A never answers the charge and never does it. The read timeout makes the outcome unknown; the status\n" +
+      "checks find no payment at A or B and, with no cancel API, the saga parks as pending: the order stays\n" +
+      "PENDING. The stuck-order detector finds it and has the saga check again: still nothing. An operator\n" +
+      "compares the providers' records (no charge for this order) and reconciles the charge as not applied:\n" +
+      "the saga releases the stock and the order ends FAILED."
+  )
+  yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "never-answer" }] } } })
+  const lost = yield* post("tour-6", { sku: "clock", quantity: 1, amount: 3000 })
+  yield* say(`POST /orders (Idempotency-Key: tour-6) -> 202 ${lost.order.id}: ${lost.order.state}`)
+  const lostExecution = yield* orders.executionId(lost.order.id)
+  const parked = (attempt: number) =>
+    waitUntil(
+      `the saga to park (${attempt})`,
+      Effect.map(orderSaga.saga.status(lostExecution), (s) => s?._tag === "Pending" && s.attempt >= attempt ? s : undefined)
+    )
+  const firstPark = yield* parked(1)
+  yield* servers.paymentA.setFaults({})
+  yield* say(`saga Pending on "${firstPark.error.step}" after ${firstPark.error.checks} status checks`)
+  const stillPending = yield* get(lost.order.id)
+  yield* say(`GET /orders/${lost.order.id} -> ${stillPending.order.state}, "${stillPending.message}"`)
+  // The detector runs on its own schedule (settings.stuck.interval); the tour waits for its recheck.
+  const secondPark = yield* parked(2)
+  for (const found of (yield* stuckOrders.rechecks).filter((f) => f.orderId === lost.order.id)) {
+    yield* say(
+      `stuck-order detector: ${found.orderId} PENDING for ${(found.pendingMillis / 1000).toFixed(1)} s, saga ${found.saga} on ${found.step ?? "-"} -> ${found.action}`
+    )
+  }
+  yield* say(`saga Pending again, ${secondPark.error.checks} status checks in all (attempt ${secondPark.attempt}): for a person now`)
+  const lostCounts = (yield* Invariants.countsOf(servers, [lost.order.id])).get(lost.order.id)!
+  yield* say(`operator: charges for ${lost.order.id} in the providers' ledgers: ${lostCounts.charged} -> reconcile as NotApplied`)
+  yield* orderSaga.saga.reconcile(lostExecution, orderSaga.charge, { _tag: "NotApplied" })
+  const lostFinal = yield* settled(lost.order.id)
+  sceneOrders["6"] = { orderId: lostFinal.order.id, state: lostFinal.order.state }
+  yield* report(lostFinal)
+  yield* timeline(lost.order.id)
+  yield* sagaSteps(lost.order.id)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "7. Payment A slows down",
+    "A answers every charge after twice the read timeout. Each charge is settled by the status check (A did\n" +
+      "charge), and each counts as a failure of A's breaker in the failover; when the last 3 calls all failed it\n" +
+      "opens, and the next charges go straight to B without waiting on A."
+  )
+  yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "late", delay: late }] } } })
+  const switchesBefore = switches.length
+  for (let i = 1; i <= 4; i++) {
+    const view = yield* place(`7.${i}`, `tour-7-${i}`, { sku: "mug", quantity: 1, amount: 800 + i })
+    const charges = yield* Invariants.countsOf(servers, [view.order.id])
+    const a = (yield* servers.paymentA.requests).filter((e) => e.headers["x-order-id"] === view.order.id && e.route === "POST /charges")
+    yield* say(
+      `  charged by ${a.length > 0 ? "payment-a (late, settled by the status check)" : "payment-b"}, charges ${
+        charges.get(view.order.id)?.charged
+      }; A's breaker: ${payments.failover.breakers["payment-a"].unsafeState()}`
+    )
+  }
+  yield* servers.paymentA.setFaults({})
+  yield* say(`failover: ${switches.slice(switchesBefore).join("; ") || "no switch"}`)
+  yield* Effect.forEach(
+    Object.entries(sceneOrders).filter(([n]) => n.startsWith("7.")),
+    ([, o]) => notified(o.orderId as OrderId),
+    { discard: true }
+  )
+
+  // ---------------------------------------------------------------------------
+  yield* scene("Invariants", "Read from the downstreams' ledgers, for every order the API lists.")
+  const all = yield* api.get("/orders").pipe(Effect.flatMap(api.json(OrderList)))
+  const checks = yield* Invariants.check(servers, all.orders)
+  for (const c of checks) {
+    const { charged, notified: n, refunded, released, reserved } = c.counts
+    yield* say(
+      `${c.ok ? "ok  " : "FAIL"} ${c.orderId} ${c.state.padEnd(9)} charged ${charged} refunded ${refunded} reserved ${reserved} released ${released} notified ${n}${
+        c.problems.length === 0 ? "" : `: ${c.problems.join("; ")}`
+      }`
+    )
+  }
+  const ok = checks.every((c) => c.ok) && checks.length > 0
+  yield* say(ok ? "every CONFIRMED order charged once and notified once; every FAILED order has no net charge or reservation" : "INVARIANTS VIOLATED")
+  return { checks, ok, scenes: sceneOrders } satisfies Report
+})
+
+/** The whole service and its downstreams, on `settings`. */
+export const layer = (settings: Config.Settings) =>
+  App.layer.pipe(Layer.provideMerge(Downstreams.layer), Layer.provideMerge(Config.layer(settings)))
+
+/** Runs the scenes on a fresh database at `settings.database`. */
+export const run = (settings: Config.Settings) =>
+  Effect.gen(function*() {
+    yield* Effect.sync(() => {
+      for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(`${settings.database}${suffix}`, { force: true })
+    })
+    return yield* scenes.pipe(Effect.provide(layer(settings)), Effect.scoped)
+  }).pipe(Logger.withMinimumLogLevel(LogLevel.Error))
+
+export class InvariantsViolated extends Schema.TaggedError<InvariantsViolated>()("InvariantsViolated", {}) {}
+
+/** The demo: short timeouts, the database at apps/orders/.data/orders.db (started fresh). */
+export const program = run(Config.tour({ database: Config.defaultDatabase })).pipe(
+  Effect.flatMap((report) => report.ok ? Effect.void : Effect.fail(new InvariantsViolated()))
+)

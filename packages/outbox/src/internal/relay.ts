@@ -1,0 +1,278 @@
+import * as Backoff from "@breakwater/resilience/Backoff"
+import * as Options from "@breakwater/resilience/Options"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Outbox from "../Outbox.js"
+import type * as Relay from "../Relay.js"
+import { OutboxError, OutboxTag, type Row, toMessage, uuid } from "./outbox.js"
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/** @internal */
+export const RelayOptions = Schema.Struct({
+  batchSize: Schema.optionalWith(PositiveInt, { default: () => 100 }),
+  concurrency: Schema.optionalWith(PositiveInt, { default: () => 16 }),
+  pollInterval: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.seconds(1) }),
+  lease: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.seconds(30) }),
+  publishTimeout: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.seconds(10) }),
+  maxAttempts: Schema.optionalWith(PositiveInt, { default: () => 10 }),
+  backoff: Schema.optionalWith(Backoff.Options, {
+    default: () =>
+      Backoff.Exponential.make({
+        _tag: "exponential",
+        base: Duration.seconds(1),
+        factor: 2,
+        cap: Duration.minutes(5),
+        jitter: "full"
+      })
+  }),
+  retention: Schema.optionalWith(
+    Schema.Union(
+      Schema.Literal(false),
+      Schema.Struct({
+        keep: Options.PositiveDuration,
+        every: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.hours(1) })
+      })
+    ),
+    { default: () => ({ keep: Duration.days(7), every: Duration.hours(1) }) }
+  ),
+  relayId: Schema.optional(Schema.NonEmptyString),
+  background: Schema.optionalWith(Schema.Boolean, { default: () => true })
+}).pipe(
+  Schema.filter((o) =>
+    Duration.lessThan(o.publishTimeout, o.lease)
+      ? undefined
+      : { path: ["publishTimeout"], message: "must be shorter than lease, so a claim never expires while its message is being published" }
+  )
+)
+
+const labels = (table: string) => [MetricLabel.make("outbox", table)]
+
+/** @internal */
+export const metrics = {
+  backlog: Metric.gauge("breakwater_outbox_backlog", { description: "Messages not yet delivered (pending)" }),
+  oldestAge: Metric.gauge("breakwater_outbox_oldest_pending_age_seconds", {
+    description: "Age of the oldest pending message"
+  }),
+  deadLettered: Metric.gauge("breakwater_outbox_dead_lettered", { description: "Messages in the dead-letter state" }),
+  delivered: Metric.counter("breakwater_outbox_delivered_total", { description: "Messages delivered", incremental: true }),
+  retried: Metric.counter("breakwater_outbox_retried_total", {
+    description: "Failed deliveries scheduled for another attempt",
+    incremental: true
+  }),
+  deadLetteredTotal: Metric.counter("breakwater_outbox_dead_lettered_total", {
+    description: "Messages moved to the dead-letter state",
+    incremental: true
+  }),
+  publishLatency: Metric.timerWithBoundaries("breakwater_outbox_publish_latency", [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000])
+}
+
+const errorText = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "_tag" in error) {
+    const message = "message" in error ? String(error.message) : ""
+    return message === "" ? String(error._tag) : `${String(error._tag)}: ${message}`
+  }
+  if (error instanceof Error) return error.message
+  if (typeof error === "object" && error !== null && "message" in error) return String(error.message)
+  return String(error)
+}
+
+/** @internal */
+export const make = (
+  input: Relay.Input
+): Effect.Effect<Relay.Relay, Options.InvalidOptionsError, Scope.Scope | OutboxTag> =>
+  Effect.gen(function*() {
+    const { listen: _listen, publisher, ...data } = input
+    const options = yield* Options.decode("Relay", RelayOptions, data)
+    const outbox = yield* OutboxTag
+    const { sql } = outbox
+    const table = sql(outbox.options.table)
+    const relayId = options.relayId ?? `relay-${yield* uuid}`
+    const schedule = Backoff.schedule(options.backoff)
+    const leaseMillis = Duration.toMillis(options.lease)
+    const tags = labels(outbox.options.table)
+    const events = yield* PubSub.unbounded<Relay.RelayEvent>()
+    const wake = yield* Effect.makeLatch(false)
+
+    const delayFor = (attempt: number) =>
+      Schedule.run(schedule, 0, Array.from({ length: attempt }, () => undefined)).pipe(
+        // BIGINT columns: whole milliseconds.
+        Effect.map((delays) => Math.ceil(Duration.toMillis(Option.getOrElse(Chunk.last(delays), () => Duration.zero))))
+      )
+
+    /** Claims the head (lowest `seq` pending message) of up to `batchSize` keys, each unclaimed and due. */
+    const claim = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const rows = yield* sql<Row>`UPDATE ${table}
+        SET claimed_by = ${relayId}, claimed_until = ${now + Math.ceil(leaseMillis)}
+        WHERE seq IN (
+          SELECT o.seq FROM ${table} o
+          WHERE o.status = 'pending' AND o.available_at <= ${now}
+            AND (o.claimed_until IS NULL OR o.claimed_until < ${now})
+            AND o.seq = (SELECT MIN(p.seq) FROM ${table} p WHERE p.msg_key = o.msg_key AND p.status = 'pending')
+          ORDER BY o.seq
+          LIMIT ${options.batchSize}
+        )
+        AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ${now})
+        RETURNING *`
+      return rows.map(toMessage).sort((a, b) => a.seq - b.seq)
+    }).pipe(Effect.mapError((error) => new OutboxError({ operation: "claim", reason: error.message })))
+
+    type Outcome =
+      | { readonly _tag: "Delivered"; readonly message: Outbox.Message }
+      | { readonly _tag: "Failed"; readonly message: Outbox.Message; readonly error: string }
+
+    const deliver = (message: Outbox.Message): Effect.Effect<Outcome> =>
+      publisher.publish(message).pipe(
+        Effect.timeoutFail({
+          duration: options.publishTimeout,
+          onTimeout: () => `publish timed out after ${Duration.format(options.publishTimeout)}`
+        }),
+        Metric.trackDuration(Metric.taggedWithLabels(metrics.publishLatency, tags)),
+        Effect.as<Outcome>({ _tag: "Delivered", message }),
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.interrupt
+            : Effect.succeed<Outcome>({ _tag: "Failed", message, error: errorText(Cause.squash(cause)) })
+        )
+      )
+
+    /** Records a batch's outcomes in one transaction; only rows this relay still holds are changed. */
+    const settle = (outcomes: ReadonlyArray<Outcome>) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const delivered = outcomes.filter((o) => o._tag === "Delivered").map((o) => o.message.id)
+        const failed = outcomes.filter((o): o is Extract<Outcome, { _tag: "Failed" }> => o._tag === "Failed")
+        const plans = yield* Effect.forEach(failed, (o) => {
+          const attempts = o.message.attempts + 1
+          if (attempts >= options.maxAttempts) return Effect.succeed({ o, attempts, dead: true, at: now })
+          return Effect.map(delayFor(attempts), (delay) => ({ o, attempts, dead: false, at: now + delay }))
+        })
+        yield* sql.withTransaction(Effect.gen(function*() {
+          if (delivered.length > 0) {
+            yield* sql`UPDATE ${table}
+              SET status = 'delivered', delivered_at = ${now}, attempts = attempts + 1,
+                claimed_by = NULL, claimed_until = NULL, last_error = NULL
+              WHERE ${sql.in("id", delivered)} AND claimed_by = ${relayId}`
+          }
+          for (const plan of plans) {
+            yield* sql`UPDATE ${table}
+              SET status = ${plan.dead ? "dead" : "pending"}, attempts = ${plan.attempts}, available_at = ${plan.at},
+                claimed_by = NULL, claimed_until = NULL, last_error = ${plan.o.error}
+              WHERE id = ${plan.o.message.id} AND claimed_by = ${relayId}`
+          }
+        }))
+        yield* Metric.incrementBy(Metric.taggedWithLabels(metrics.delivered, tags), delivered.length)
+        const dead = plans.filter((p) => p.dead).length
+        yield* Metric.incrementBy(Metric.taggedWithLabels(metrics.deadLetteredTotal, tags), dead)
+        yield* Metric.incrementBy(Metric.taggedWithLabels(metrics.retried, tags), plans.length - dead)
+        for (const o of outcomes) {
+          if (o._tag === "Delivered") {
+            yield* PubSub.publish(events, { _tag: "Delivered", id: o.message.id, topic: o.message.topic, key: o.message.key })
+          }
+        }
+        for (const plan of plans) {
+          yield* PubSub.publish(
+            events,
+            plan.dead
+              ? { _tag: "DeadLettered", id: plan.o.message.id, attempts: plan.attempts, error: plan.o.error }
+              : { _tag: "Retrying", id: plan.o.message.id, attempts: plan.attempts, at: plan.at, error: plan.o.error }
+          )
+        }
+      }).pipe(Effect.mapError((error) => new OutboxError({ operation: "settle", reason: error.message })))
+
+    /** Gives back the claims of messages this relay will not publish (interrupted before publishing). */
+    const release = (ids: ReadonlyArray<string>) =>
+      ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET claimed_by = NULL, claimed_until = NULL
+        WHERE ${sql.in("id", ids)} AND claimed_by = ${relayId} AND status = 'pending'`.pipe(Effect.ignore)
+
+    const runOnce: Effect.Effect<Relay.BatchResult, OutboxError> = Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const batch = yield* restore(claim)
+        if (batch.length === 0) return { claimed: 0, delivered: 0, failed: 0 }
+        // Publishing is interruptible; once every outcome is in, the batch is settled whatever happens.
+        const outcomes = yield* restore(
+          Effect.forEach(batch, deliver, { concurrency: options.concurrency })
+        ).pipe(Effect.onInterrupt(() => release(batch.map((m) => m.id))))
+        yield* settle(outcomes)
+        const delivered = outcomes.filter((o) => o._tag === "Delivered").length
+        return { claimed: batch.length, delivered, failed: outcomes.length - delivered }
+      })
+    )
+
+    const refreshGauges = outbox.stats.pipe(
+      Effect.flatMap((stats) =>
+        Effect.all([
+          Metric.set(Metric.taggedWithLabels(metrics.backlog, tags), stats.pending),
+          Metric.set(Metric.taggedWithLabels(metrics.deadLettered, tags), stats.dead),
+          Metric.set(
+            Metric.taggedWithLabels(metrics.oldestAge, tags),
+            stats.oldestPendingAgeMillis === null ? 0 : stats.oldestPendingAgeMillis / 1000
+          )
+        ])
+      ),
+      Effect.ignore
+    )
+
+    // The loop: a full batch goes on at once; otherwise wait for a wake-up or the poll interval.
+    const loop = Effect.gen(function*() {
+      while (true) {
+        const result = yield* Effect.either(runOnce)
+        if (result._tag === "Left") {
+          yield* PubSub.publish(events, { _tag: "RelayFailed", error: result.left.message })
+        }
+        yield* refreshGauges
+        if (result._tag === "Right" && result.right.claimed === options.batchSize) continue
+        yield* wake.close
+        yield* wake.await.pipe(Effect.timeout(options.pollInterval), Effect.ignore)
+      }
+    })
+
+    const fiber = options.background ? yield* Effect.forkScoped(loop) : undefined
+
+    if (options.background && options.retention !== false) {
+      const keep = Duration.toMillis(options.retention.keep)
+      yield* Effect.forkScoped(
+        outbox.prune(keep).pipe(Effect.ignore, Effect.repeat(Schedule.spaced(options.retention.every)))
+      )
+    }
+
+    // PostgreSQL: LISTEN for the commit-time notification as a hint; polling stays the backstop.
+    if (options.background && input.listen !== undefined) {
+      yield* Effect.forkScoped(
+        input.listen(outbox.options.channel).pipe(
+          Stream.runForEach(() => wake.open),
+          Effect.catchAllCause(() => Effect.void),
+          Effect.repeat(Schedule.spaced(options.pollInterval))
+        )
+      )
+    }
+
+    return {
+      relayId,
+      options,
+      runOnce,
+      wake: wake.open,
+      events: Stream.fromPubSub(events),
+      subscribe: PubSub.subscribe(events),
+      stop: fiber === undefined ? Effect.void : Fiber.interrupt(fiber).pipe(Effect.asVoid)
+    } satisfies Relay.Relay
+  })
+
+/** @internal */
+export const layer = (
+  input: Relay.Input
+): Layer.Layer<never, Options.InvalidOptionsError, OutboxTag> => Layer.scopedDiscard(make(input))
