@@ -447,8 +447,9 @@ const notes: ReadonlyArray<string> = [
  *   `uninterruptibleMask((restore) => acquire.pipe(zipRight(ensuring(restore(call), release))))`.
  * - `acquire-use-release`: the same with `Effect.acquireUseRelease`.
  * - `catch`: `Effect.suspend` (a per-run side effect: the retry records
- *   each request) around `Effect.catchAll(call, handler)`: what a retry must
- *   do at the least.
+ *   each request) around `Effect.catchAllCause(call, handler)` (one failure
+ *   frame; `Effect.catchAll` adds a closure and an options object per call):
+ *   what a retry must do at the least.
  * - `stack`: `catch` around two nested `acquire-release`s: the full stack's
  *   retry, breaker and bulkhead at the least (its timeout is left out, so
  *   this floor is below the stack's true floor).
@@ -483,9 +484,9 @@ const makeFloors = (): Readonly<Record<FloorForm, (call: Effect.Effect<number>) 
   })
   // Counted as the retry records its requests (a property, so the count is observable state, not a dead store).
   const counted = { requests: 0 }
-  const handler = (error: never): Effect.Effect<number> => Effect.fail(error)
+  const handler = (cause: Cause.Cause<never>): Effect.Effect<number> => Effect.failCause(cause)
   const catchOnly = (call: Effect.Effect<number>): Effect.Effect<number> => {
-    const attempt = Effect.catchAll(call, handler)
+    const attempt = Effect.catchAllCause(call, handler)
     return Effect.suspend(() => {
       counted.requests++
       return attempt
