@@ -36,6 +36,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import Opossum from "opossum"
@@ -430,6 +432,16 @@ const notes: ReadonlyArray<string> = [
   "effect-builtin (reference, not in the JSON): what Effect itself offers: Effect.retry with exponential 128 ms"
   + " and recurs(2), Effect.timeout(1 s), Semaphore.withPermits(1) on a 10-permit semaphore (no wait limit, no queue"
   + " bound), and the three stacked. Effect has no circuit breaker: no row in the breaker cases.",
+  "peers: cockatiel 3.2.1 and opossum 9.0.0 always; cockatiel 4.0.0 and opossum 10.0.0 (npm aliases cockatiel-4,"
+  + " opossum-10) on Node >= 22 only, in the same interleaved rounds. The targets are against the newest measured.",
+  "effect-floor: the least Effect itself costs for what a policy must do, over a plain counter, measured beside"
+  + " the case: acquire-release (uninterruptibleMask, the permit taken inside, the call under restore, the"
+  + " release inline in a matchCauseEffect continuation) beside bulkhead and breaker-closed; catch (suspend around"
+  + " catchAllCause) beside retry; fiber (a fiber started on the caller's stack, its exit read) beside timeout;"
+  + " stack (catch, acquire-release, fiber, acquire-release nested in the stack's order) beside stack-full and"
+  + " pipeline-no-spans; stack-span (stack with the pipeline's withSpan) beside pipeline-default. The floor-* rows"
+  + " compare the forms in one run (ensuring: acquire, then ensuring(restore(call), release);"
+  + " acquire-use-release: Effect.acquireUseRelease).",
   "Breakwater runs from TypeScript source through tsx (esbuild keepNames wraps named per-call closures in"
   + " __name); cockatiel, opossum and effect run precompiled JavaScript."
 ]
@@ -450,13 +462,18 @@ const notes: ReadonlyArray<string> = [
  *   each request) around `Effect.catchAllCause(call, handler)` (one failure
  *   frame; `Effect.catchAll` adds a closure and an options object per call):
  *   what a retry must do at the least.
- * - `stack`: `catch` around two nested `acquire-release`s: the full stack's
- *   retry, breaker and bulkhead at the least (its timeout is left out, so
- *   this floor is below the stack's true floor).
+ * - `fiber`: run the call in a fiber started at once on the caller's stack
+ *   (`Runtime.runFork` with `immediate: true` on the caller's context,
+ *   FiberRefs and flags) and take its exit if it has one: what a timeout
+ *   must do at the least to have something it can interrupt (no deadline, no
+ *   FiberRef merge, no interruption safety while waiting: the success path
+ *   never waits).
+ * - `stack`: `catch`, `acquire-release`, `fiber`, `acquire-release` nested in
+ *   the full stack's order (retry, breaker, timeout, bulkhead).
  * - `stack-span`: `stack` with `Effect.withSpan` (the pipeline's span
  *   options) inside the catch, as the `Resilience` pipeline runs its attempts.
  */
-const floorForms = ["acquire-release", "ensuring", "acquire-use-release", "catch", "stack", "stack-span"] as const
+const floorForms = ["acquire-release", "ensuring", "acquire-use-release", "catch", "fiber", "stack", "stack-span"] as const
 type FloorForm = typeof floorForms[number]
 
 const makeFloors = (): Readonly<Record<FloorForm, (call: Effect.Effect<number>) => Effect.Effect<number>>> => {
@@ -492,6 +509,19 @@ const makeFloors = (): Readonly<Record<FloorForm, (call: Effect.Effect<number>) 
       return attempt
     })
   }
+  const immediate = { immediate: true } as const
+  const fiber = (call: Effect.Effect<number>): Effect.Effect<number> =>
+    Effect.withFiberRuntime<number>((parent, status) => {
+      const runtime = Runtime.make({
+        context: parent.currentContext,
+        fiberRefs: parent.getFiberRefs(),
+        runtimeFlags: status.runtimeFlags
+      })
+      const child = Runtime.runFork(runtime, call, immediate)
+      const done = child.unsafePoll()
+      return done !== null ? done : Fiber.join(child)
+    })
+  const stack = (call: Effect.Effect<number>): Effect.Effect<number> => acquireRelease(fiber(acquireRelease(call)))
   const spanOptions = { attributes: { "breakwater.dependency": "bench-floor" }, captureStackTrace: false } as const
   return {
     "acquire-release": acquireRelease,
@@ -499,9 +529,9 @@ const makeFloors = (): Readonly<Record<FloorForm, (call: Effect.Effect<number>) 
       Effect.uninterruptibleMask((restore) => Effect.zipRight(acquire, Effect.ensuring(restore(call), release))),
     "acquire-use-release": (call) => Effect.acquireUseRelease(acquire, () => call, () => release),
     "catch": catchOnly,
-    "stack": (call) => catchOnly(acquireRelease(acquireRelease(call))),
-    "stack-span": (call) =>
-      catchOnly(Effect.withSpan(acquireRelease(acquireRelease(call)), "breakwater.attempt", spanOptions))
+    "fiber": fiber,
+    "stack": (call) => catchOnly(stack(call)),
+    "stack-span": (call) => catchOnly(Effect.withSpan(stack(call), "breakwater.attempt", spanOptions))
   }
 }
 
@@ -520,9 +550,10 @@ const cases = [
 ] as const
 type Case = typeof cases[number]
 
-/** The floor each success case is measured beside (none for the timeout: see the README). */
+/** The floor each success case is measured beside. */
 const floorOf: Partial<Record<Case, FloorForm>> = {
   "retry": "catch",
+  "timeout": "fiber",
   "bulkhead": "acquire-release",
   "breaker-closed": "acquire-release",
   "stack-full": "stack",
