@@ -11,10 +11,18 @@ import { fileURLToPath } from "node:url"
 /**
  * Who ran the calls: a resilience library, or the bare call of one world
  * (`bare-effect` for Effect programs, `bare-promise` for async functions);
- * in the `saga` suite, Breakwater's saga or the same steps written directly
+ * `effect-floor` for the `overhead` suite's floor cases (the least Effect 3
+ * itself costs to do what a policy must); in the `saga` suite, Breakwater's saga or the same steps written directly
  * on `@effect/workflow` (`effect-workflow`).
  */
-export type Impl = "breakwater" | "cockatiel" | "opossum" | "bare-effect" | "bare-promise" | "effect-workflow"
+export type Impl =
+  | "breakwater"
+  | "cockatiel"
+  | "opossum"
+  | "bare-effect"
+  | "bare-promise"
+  | "effect-floor"
+  | "effect-workflow"
 
 /**
  * Contenders measured for reference only, printed beside the others but not
@@ -29,12 +37,19 @@ export type ReferenceImpl = "effect-builtin" | "cockatiel-consecutive"
 
 /**
  * One row of a suite's results file: one case and one implementation.
+ * `version` is the version of what ran: the peer library's (cockatiel,
+ * opossum, @effect/workflow), `@breakwater/resilience`'s or
+ * `@breakwater/saga`'s for Breakwater, `effect`'s for `bare-effect` and
+ * `effect-floor`, Node's for `bare-promise`.
  * `runs` is the number of measured rounds; every other number is their median.
  * Each suite fills in the fields it measures.
  */
 export interface Result {
   readonly case: string
   readonly impl: Impl
+  readonly version: string
+  /** Which form of a measured thing the row is, when a case has several (the `overhead` floors). */
+  readonly variant?: string
   readonly runs: number
   readonly nsPerOp?: number
   readonly opsPerSec?: number
@@ -243,6 +258,29 @@ export const repoRoot = (): string => {
     dir = parent
   }
 }
+
+/**
+ * The version of a dependency of this package, read from the `package.json`
+ * installed under its name (an npm alias such as `cockatiel-4` gives the
+ * aliased package's version), looked up from this file's location.
+ */
+export const packageVersion = (name: string): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const file = path.join(dir, "node_modules", name, "package.json")
+    if (fs.existsSync(file)) {
+      const version: unknown = (JSON.parse(fs.readFileSync(file, "utf8")) as { readonly version?: unknown }).version
+      if (typeof version !== "string") throw new Error(`${file} has no version`)
+      return version
+    }
+    const parent = path.dirname(dir)
+    if (parent === dir) throw new Error(`${name} is not installed above ${fileURLToPath(import.meta.url)}`)
+    dir = parent
+  }
+}
+
+/** The major version of the Node.js running the suite. */
+export const nodeMajor = (): number => Number(process.versions.node.split(".")[0])
 
 /** Writes `<repo root>/bench/results/<suite>.json` and returns its path. */
 export const writeResults = (suite: string, results: ReadonlyArray<Result>): string => {

@@ -45,7 +45,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Config, Result, Suite } from "../harness.js"
-import { check, formatRatio, formatSpread, median, now, quantile, table } from "../harness.js"
+import { check, formatRatio, formatSpread, median, now, packageVersion, quantile, table } from "../harness.js"
 
 // -----------------------------------------------------------------------------
 // The two implementations of one saga
@@ -352,10 +352,16 @@ const cells = ({ measured, name }: Row): Array<string> => {
   ]
 }
 
+const versions: Readonly<Record<SagaImpl, string>> = {
+  "breakwater": packageVersion("@breakwater/saga"),
+  "effect-workflow": packageVersion("@effect/workflow")
+}
+
 const resultsOf = ({ measured, name }: Row): Array<Result> =>
   [...measured.values()].map((m) => ({
     case: name,
     impl: m.impl,
+    version: versions[m.impl],
     opsPerSec: m.opsPerSec,
     p50Ms: m.p50Ms,
     p99Ms: m.p99Ms,

@@ -160,6 +160,12 @@ const IGNORED = 2
 const INTERRUPTED = 3
 type Outcome = typeof SUCCESS | typeof FAILURE | typeof IGNORED | typeof INTERRUPTED
 
+/** The handlers of `Effect.matchCauseEffect`, taken as arguments so that callers can pass anonymous functions. */
+const continuation = <A, E, X, Y>(
+  onFailure: (cause: Cause.Cause<E>) => Exit.Exit<X, E>,
+  onSuccess: (value: A) => Exit.Exit<Y, E>
+) => ({ onFailure, onSuccess })
+
 /** Used when `maxOpenDuration` is not given (or `openDuration`, if longer). */
 const defaultMaxOpenMillis = 5 * 60 * 1000
 /** Default time-window buckets: one per second, at most this many. */
@@ -388,22 +394,30 @@ const unsafeMake = (
     evaluate(now)
   }
 
+  // The outcome is recorded inline in the call's continuation (no finalizer
+  // effect). The two handlers are built per call as arguments of
+  // `continuation`, so they stay anonymous: a builder that keeps function
+  // names (esbuild's keepNames, which tsx uses) would otherwise define a
+  // `name` on each of them on every call.
   const track = <A, E, R>(
     self: Effect.Effect<A, E, R>,
     startedAt: number,
     probe: boolean
   ): Effect.Effect<A, E, R> => {
     const admittedIn = generation
-    return Effect.matchCauseEffect(self, {
-      onFailure: (cause) => {
-        complete(admittedIn, startedAt, probe, classifyCause(cause))
-        return Exit.failCause(cause)
-      },
-      onSuccess: (value) => {
-        complete(admittedIn, startedAt, probe, SUCCESS)
-        return Exit.succeed(value)
-      }
-    })
+    return Effect.matchCauseEffect(
+      self,
+      continuation(
+        (cause: Cause.Cause<E>) => {
+          complete(admittedIn, startedAt, probe, classifyCause(cause))
+          return Exit.failCause(cause)
+        },
+        (value: A) => {
+          complete(admittedIn, startedAt, probe, SUCCESS)
+          return Exit.succeed(value)
+        }
+      )
+    )
   }
 
   const reject = (now: number): Effect.Effect<never, CircuitOpenError> => {

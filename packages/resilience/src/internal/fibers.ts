@@ -53,22 +53,36 @@ export const maxCallerStackDepth = 32
  * @internal
  */
 export const startOnCallerStack = <A, E, R>(runtime: Runtime.Runtime<R>, self: Effect.Effect<A, E, R>): Started<A, E> => {
-  let initialRefs: FiberRefs.FiberRefs | undefined
-  const immediate = depth < maxCallerStackDepth
-  depth++
+  const level = depth++
   try {
-    const fiber = Runtime.runFork(runtime, self, {
-      immediate,
-      updateRefs: (refs) => {
-        initialRefs = refs
-        return refs
-      }
-    })
+    const fiber = Runtime.runFork(runtime, self, level < maxCallerStackDepth ? immediateStart : scheduledStart)
+    // Read before any other start at this level can overwrite it: the fiber
+    // has run (and started any nested fibers, one level deeper) by now.
+    const initialRefs = initialRefsAt[level]
+    initialRefsAt[level] = undefined
     return { fiber, initialRefs }
   } finally {
     depth--
   }
 }
+
+/**
+ * The initial FiberRefs of the fiber being started at each nesting level,
+ * recorded by `captureInitialRefs` (called by `Runtime.runFork` before the
+ * fiber runs). One shared function and two shared option objects, instead of
+ * a closure and an object per start. Past `maxCallerStackDepth` a start does
+ * not run the fiber at once, so nothing nests inside it on this stack; its
+ * level is still its own.
+ */
+const initialRefsAt: Array<FiberRefs.FiberRefs | undefined> = []
+
+const captureInitialRefs = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
+  initialRefsAt[depth - 1] = refs
+  return refs
+}
+
+const immediateStart = { immediate: true, updateRefs: captureInitialRefs } as const
+const scheduledStart = { immediate: false, updateRefs: captureInitialRefs } as const
 
 /**
  * The exit of a started fiber, with the FiberRef changes it made merged into

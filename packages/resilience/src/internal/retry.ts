@@ -137,8 +137,15 @@ export const make = (input: Retry.Input): Effect.Effect<Retry.Retry, InvalidOpti
     }
 
     const apply = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-      // Built once per `apply`; each run only records the request.
-      const attempt = Effect.catchAll(self, (error) => afterFailure(self, 1, schedule.initial, error))
+      // Built once per `apply`; each run only records the request. On the
+      // success path a bare failure frame (`catchAllCause`) is all the first
+      // attempt costs; only a failed attempt pays for `catchAll`, which sorts
+      // the cause (typed failures retried, defects and interruptions passed
+      // on) exactly as before.
+      const attempt = Effect.catchAllCause(
+        self,
+        (cause) => Effect.catchAll(Effect.failCause(cause), (error) => afterFailure(self, 1, schedule.initial, error))
+      )
       return Effect.suspend(() => {
         budget?.deposit()
         Metrics.retryAttempts.unsafeUpdate(1, labels)
