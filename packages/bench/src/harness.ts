@@ -23,6 +23,8 @@ export type Impl =
   | "bare-promise"
   | "effect-floor"
   | "effect-workflow"
+  | "undici"
+  | "got"
 
 /**
  * Contenders measured for reference only, printed beside the others but not

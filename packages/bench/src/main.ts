@@ -11,6 +11,7 @@ import { config, writeResults } from "./harness.js"
 
 const suites: Readonly<Record<string, () => Promise<Suite>>> = {
   overhead: async () => (await import("./suites/overhead.js")).suite,
+  http: async () => (await import("./suites/http.js")).suite,
   saga: async () => (await import("./suites/saga.js")).suite
 }
 

@@ -11,9 +11,11 @@
  * The transport is undici's `Pool` (one per origin) driven through its
  * dispatch handler: `onRequestStart` is when undici has a connected socket
  * and is about to write, so an error before it has `sent: "no"` and any
- * error after it `sent: "maybe"`. Phase limits are `Timeout` policies on
- * Effect's `Clock`; undici's own headers and body timers are off, and its
- * connect timeout only backs up the client's.
+ * error after it `sent: "maybe"`. The connect, read and idle limits are
+ * `Effect.timeoutFail` on Effect's `Clock` (a phase that is already over
+ * when it starts arms no timer); the acquire and total limits are `Timeout`
+ * policies. undici's own headers and body timers are off, and its connect
+ * timeout only backs up the client's.
  *
  * Responses are read whole (up to `maxResponseBytes`) before the call
  * returns, so a failure while the body arrives is a failure of the attempt,

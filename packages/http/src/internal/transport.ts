@@ -1,10 +1,12 @@
+import * as Metrics from "@breakwater/resilience/Metrics"
 import * as Timeout from "@breakwater/resilience/Timeout"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Pool } from "undici"
@@ -12,6 +14,7 @@ import type { Dispatcher } from "undici"
 import * as HttpError from "../HttpError.js"
 import * as HttpMetrics from "../HttpMetrics.js"
 import * as RetryAfter from "../RetryAfter.js"
+import { BufferedResponse } from "./response.js"
 
 /** @internal */
 export interface TransportOptions {
@@ -204,18 +207,6 @@ const until = (exchange: Exchange, ready: () => boolean): Effect.Effect<void> =>
     })
   })
 
-const toHeaders = (headers: Record<string, string | Array<string> | undefined> | undefined): globalThis.Headers => {
-  const out = new globalThis.Headers()
-  if (headers === undefined) return out
-  for (const name in headers) {
-    const value = headers[name]
-    if (value === undefined) continue
-    if (Array.isArray(value)) for (const v of value) out.append(name, v)
-    else out.append(name, value)
-  }
-  return out
-}
-
 const nullBodyStatus = (status: number) => status === 204 || status === 205 || status === 304
 
 /** @internal */
@@ -224,11 +215,14 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
     const { dependency } = options
     const clock = yield* Effect.clock
     const origins = new Map<string, Origin>()
-    const connectTimeout = yield* Timeout.make({ dependency, phase: "connect", limit: options.connect }).pipe(
-      Effect.orDie
-    )
-    const readTimeout = yield* Timeout.make({ dependency, phase: "read", limit: options.read }).pipe(Effect.orDie)
-    const idleTimeout = yield* Timeout.make({ dependency, phase: "idle", limit: options.idle }).pipe(Effect.orDie)
+    // The exchange's phase limits: Effect.timeoutFail on the Clock (exact, TestClock-driven). Measured
+    // against a Timeout policy per phase and against undici's own timers: ARCHITECTURE, "The HTTP client".
+    const timeoutLabels = (name: Timeout.Phase) => [...Metrics.labels(dependency), MetricLabel.make("phase", name)]
+    const phaseTimeouts = {
+      connect: timeoutLabels("connect"),
+      read: timeoutLabels("read"),
+      idle: timeoutLabels("idle")
+    }
     const acquireTimeout = yield* Timeout.make({ dependency, phase: "acquire", limit: options.acquire }).pipe(
       Effect.orDie
     )
@@ -312,6 +306,16 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
         replayable: prepared.replayable
       })
 
+    /** Waits for `ready` under the phase's limit; no timer at all when it already holds. */
+    const phase = (exchange: Exchange, ready: () => boolean, name: "connect" | "read" | "idle", limit: Duration.Duration) =>
+      Effect.suspend(() => ready() ? Effect.void : Effect.timeoutFail(until(exchange, ready), {
+        duration: limit,
+        onTimeout: () => {
+          Metrics.timeouts.unsafeUpdate(1, phaseTimeouts[name])
+          return new Timeout.TimeoutError({ dependency, phase: name, limit })
+        }
+      }))
+
     const exchangeOn = (origin: Origin, prepared: Prepared) =>
       Effect.suspend(() => {
         const exchange = new Exchange(options.maxResponseBytes, prepared.progress)
@@ -351,13 +355,13 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
         const bodyLoop: Effect.Effect<void, HttpError.HttpError | Timeout.TimeoutError> = Effect.suspend(() => {
           if (exchange.done || failed()) return settled
           const seen = exchange.chunkCount
-          return idleTimeout.apply(until(exchange, () => exchange.chunkCount !== seen || exchange.done || failed()))
+          return phase(exchange, () => exchange.chunkCount !== seen || exchange.done || failed(), "idle", options.idle)
             .pipe(Effect.zipRight(bodyLoop))
         })
         return dispatched.pipe(
-          Effect.zipRight(connectTimeout.apply(until(exchange, () => exchange.started || failed()))),
+          Effect.zipRight(phase(exchange, () => exchange.started || failed(), "connect", options.connect)),
           Effect.zipRight(settled),
-          Effect.zipRight(readTimeout.apply(until(exchange, () => exchange.headers !== undefined || failed()))),
+          Effect.zipRight(phase(exchange, () => exchange.headers !== undefined || failed(), "read", options.read)),
           Effect.zipRight(settled),
           Effect.zipRight(bodyLoop),
           Effect.catchIf(
@@ -373,9 +377,9 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
       Effect.suspend(() => {
         const { status } = exchange
         const body = exchange.chunks.length === 1 ? exchange.chunks[0]! : Buffer.concat(exchange.chunks)
-        const headers = toHeaders(exchange.headers)
         if (status >= 400) {
-          const retryAfter = RetryAfter.parse(headers.get("retry-after"), clock.unsafeCurrentTimeMillis())
+          const raw = exchange.headers?.["retry-after"]
+          const retryAfter = RetryAfter.parse(Array.isArray(raw) ? raw[0] : raw, clock.unsafeCurrentTimeMillis())
           const pastDeadline = retryAfter !== undefined && prepared.deadline !== undefined &&
             clock.unsafeCurrentTimeMillis() + Duration.toMillis(retryAfter) > prepared.deadline
           return Effect.fail(
@@ -392,8 +396,9 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
             })
           )
         }
-        const web = new Response(nullBodyStatus(status) ? null : body, { status, headers })
-        return Effect.succeed(HttpClientResponse.fromWeb(prepared.request, web))
+        return Effect.succeed<HttpClientResponse.HttpClientResponse>(
+          new BufferedResponse(prepared.request, status, exchange.headers ?? {}, nullBodyStatus(status) ? new Uint8Array(0) : body)
+        )
       })
 
     const send = (prepared: Prepared) =>
