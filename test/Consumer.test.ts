@@ -72,14 +72,18 @@ if (!reachable && !ci) {
   console.warn("the npm registry is unreachable: the consumer test (packing and installing the packages) is skipped")
 }
 
-/** Every peer of the public packages (other than our own), at the exact version the workspace pins. */
+/**
+ * Every required peer of the public packages (other than our own), at the
+ * exact version the workspace pins. Optional peers (ioredis) stay out: a user
+ * who does not use that integration does not install it.
+ */
 const peers = (): Array<string> => {
   const found = new Map<string, string>()
   const ours = new Set(packages.map((dir) => manifest(dir).name))
   for (const dir of packages) {
-    const { devDependencies = {}, name, peerDependencies = {} } = manifest(dir)
+    const { devDependencies = {}, name, peerDependencies = {}, peerDependenciesMeta = {} } = manifest(dir)
     for (const peer of Object.keys(peerDependencies)) {
-      if (ours.has(peer)) continue
+      if (ours.has(peer) || peerDependenciesMeta[peer]?.optional === true) continue
       const pinned = devDependencies[peer]
       if (pinned === undefined || !/^\d+\.\d+\.\d+/.test(pinned)) {
         throw new Error(`${name}: the peer ${peer} has no exact devDependency`)
