@@ -70,9 +70,13 @@ for name in $(awk '/^onlyBuiltDependencies:/{f=1; next} f && /^[^ #-]/{f=0} f &&
 done
 
 # node-gyp against the given node and headers (no headers: node-gyp's own lookup).
+# node-gyp lets npm_config_* variables override its arguments, and pnpm exports
+# the user's npmrc (nodedir=...) to scripts, so the variable is set too.
 build() {
   local node="$1" headers="$2" dir="$3"
-  (cd "$dir" && "$node" "$node_gyp" rebuild --release ${headers:+--nodedir="$headers"} >"$root/node_modules/.cache/breakwater-node/build.log" 2>&1) || {
+  local command=(env -u npm_config_nodedir "$node" "$node_gyp" rebuild --release)
+  [ -n "$headers" ] && command=(env "npm_config_nodedir=$headers" "$node" "$node_gyp" rebuild --release "--nodedir=$headers")
+  (cd "$dir" && "${command[@]}" >"$root/node_modules/.cache/breakwater-node/build.log" 2>&1) || {
     echo "test-on-node: building $dir failed:" >&2
     tail -30 "$root/node_modules/.cache/breakwater-node/build.log" >&2
     return 1
