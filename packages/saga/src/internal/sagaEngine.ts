@@ -188,7 +188,7 @@ const sqliteEngine = (policy: string, shardingOverrides: SagaEngine.ShardingOver
 }
 
 /** @internal */
-export const layerSqlite = (input: SagaEngine.SqliteInput) =>
+export const layerSqlite: typeof SagaEngine.layerSqlite = (input: SagaEngine.SqliteInput) =>
   Layer.unwrapEffect(Effect.map(
     Options.decode("SagaEngine.layerSqlite", SqliteOptions, input),
     (options) =>
@@ -199,7 +199,7 @@ export const layerSqlite = (input: SagaEngine.SqliteInput) =>
   ))
 
 /** @internal */
-export const layerSqliteClient = (input: SagaEngine.SqliteClientInput = {}) =>
+export const layerSqliteClient: typeof SagaEngine.layerSqliteClient = (input: SagaEngine.SqliteClientInput = {}) =>
   Layer.unwrapEffect(Effect.map(
     Options.decode("SagaEngine.layerSqliteClient", SqliteClientOptions, input),
     (options) => sqliteEngine("SagaEngine.layerSqliteClient", options.shardingConfig)
@@ -255,7 +255,7 @@ const postgresEngine = (policy: string, options: typeof PostgresClientOptions.Ty
   )
 
 /** @internal */
-export const layerPostgres = (input: SagaEngine.PostgresInput) =>
+export const layerPostgres: typeof SagaEngine.layerPostgres = (input: SagaEngine.PostgresInput) =>
   Layer.unwrapEffect(Effect.map(
     Options.decode("SagaEngine.layerPostgres", PostgresOptions, input),
     (options) =>
@@ -265,7 +265,7 @@ export const layerPostgres = (input: SagaEngine.PostgresInput) =>
   ))
 
 /** @internal */
-export const layerPostgresClient = (input: SagaEngine.PostgresClientInput) =>
+export const layerPostgresClient: typeof SagaEngine.layerPostgresClient = (input: SagaEngine.PostgresClientInput) =>
   Layer.unwrapEffect(Effect.map(
     Options.decode("SagaEngine.layerPostgresClient", PostgresClientOptions, input),
     (options) => postgresEngine("SagaEngine.layerPostgresClient", options)
