@@ -5,6 +5,11 @@
 /**
  * @since 0.1.0
  */
+export * as IdempotencyKey from "./IdempotencyKey.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Inbox from "./Inbox.js"
 
 /**
