@@ -7,6 +7,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -188,11 +189,11 @@ for (const backend of backends) {
       withOutbox((outbox) =>
         Effect.gen(function*() {
           yield* Outbox.publish(OrderEvent, { key: "k", payload: payload("k", 0), id: "slow" })
-          const hanging = Publisher.make(() => Effect.never)
+          const started = yield* Deferred.make<void>()
+          const hanging = Publisher.make(() => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never))
           const relay = yield* Relay.make({ publisher: hanging, background: false, relayId: "r1" })
           const fiber = yield* Effect.fork(relay.runOnce)
-          yield* Effect.yieldNow()
-          yield* TestClock.adjust("1 millis")
+          yield* Deferred.await(started)
           yield* Fiber.interrupt(fiber)
           const sql = yield* SqlClient.SqlClient
           const [row] = yield* sql<{ claimed_by: string | null }>`SELECT claimed_by FROM ${
