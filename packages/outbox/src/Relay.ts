@@ -66,6 +66,12 @@ export interface BatchResult {
   readonly claimed: number
   readonly delivered: number
   readonly failed: number
+  /**
+   * Claimed but given back unpublished: the batch waited so long for a
+   * publishing slot that the message's publish could have outlived the
+   * claim's lease. Not an attempt; the next round claims them again.
+   */
+  readonly skipped: number
 }
 
 /**

@@ -5,6 +5,11 @@
 /**
  * @since 0.1.0
  */
+export * as IdempotencyKey from "./IdempotencyKey.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Inbox from "./Inbox.js"
 
 /**
@@ -16,6 +21,11 @@ export * as Outbox from "./Outbox.js"
  * @since 0.1.0
  */
 export * as Publisher from "./Publisher.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as RabbitMqPublisher from "./RabbitMqPublisher.js"
 
 /**
  * @since 0.1.0

@@ -5,7 +5,10 @@ import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -115,7 +118,7 @@ for (const backend of backends) {
           const relay = yield* Relay.make({ publisher: memory, background: false, batchSize: 10 })
           const first = yield* relay.runOnce
           // One head per key: three keys, three messages, however large the batch.
-          expect(first).toEqual({ claimed: 3, delivered: 3, failed: 0 })
+          expect(first).toEqual({ claimed: 3, delivered: 3, failed: 0, skipped: 0 })
           while ((yield* relay.runOnce).claimed > 0) {
             // drain
           }
@@ -145,25 +148,25 @@ for (const backend of backends) {
             maxAttempts: 3,
             backoff: { _tag: "constant", delay: "10 seconds" }
           })
-          expect(yield* relay.runOnce).toEqual({ claimed: 2, delivered: 1, failed: 1 })
-          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0 }) // good-1; bad-0 is not due
-          expect(yield* relay.runOnce).toEqual({ claimed: 0, delivered: 0, failed: 0 })
+          expect(yield* relay.runOnce).toEqual({ claimed: 2, delivered: 1, failed: 1, skipped: 0 })
+          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0, skipped: 0 }) // good-1; bad-0 is not due
+          expect(yield* relay.runOnce).toEqual({ claimed: 0, delivered: 0, failed: 0, skipped: 0 })
           const [bad0] = yield* outbox.list({ ids: ["bad-0"] })
           expect(bad0).toMatchObject({ status: "pending", attempts: 1, lastError: expect.stringContaining("Boom") })
           expect(bad0!.availableAt - (yield* TestClockNow)).toBe(10_000)
           yield* TestClock.adjust("10 seconds")
-          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 0, failed: 1 })
+          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 0, failed: 1, skipped: 0 })
           yield* TestClock.adjust("10 seconds")
-          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 0, failed: 1 })
+          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 0, failed: 1, skipped: 0 })
           const dead = yield* outbox.deadLetters()
           expect(dead.map((m) => [m.id, m.attempts])).toEqual([["bad-0", 3]])
           // bad-1 is free once its head is dead-lettered.
-          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0 })
+          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0, skipped: 0 })
           expect((yield* memory.delivered).map((m) => m.id)).toEqual(["good-0", "good-1", "bad-1"])
           // Replay keeps the id; the message is delivered once the publisher accepts it.
           yield* memory.failWith(() => undefined)
           expect(yield* outbox.replay({ key: "bad" })).toEqual(["bad-0"])
-          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0 })
+          expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0, skipped: 0 })
           expect((yield* memory.delivered).at(-1)?.id).toBe("bad-0")
           expect(yield* outbox.deadLetters()).toEqual([])
         })
@@ -186,11 +189,11 @@ for (const backend of backends) {
       withOutbox((outbox) =>
         Effect.gen(function*() {
           yield* Outbox.publish(OrderEvent, { key: "k", payload: payload("k", 0), id: "slow" })
-          const hanging = Publisher.make(() => Effect.never)
+          const started = yield* Deferred.make<void>()
+          const hanging = Publisher.make(() => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never))
           const relay = yield* Relay.make({ publisher: hanging, background: false, relayId: "r1" })
           const fiber = yield* Effect.fork(relay.runOnce)
-          yield* Effect.yieldNow()
-          yield* TestClock.adjust("1 millis")
+          yield* Deferred.await(started)
           yield* Fiber.interrupt(fiber)
           const sql = yield* SqlClient.SqlClient
           const [row] = yield* sql<{ claimed_by: string | null }>`SELECT claimed_by FROM ${
@@ -199,7 +202,34 @@ for (const backend of backends) {
           expect(row?.claimed_by).toBeNull()
           const memory = yield* Publisher.memory
           const other = yield* Relay.make({ publisher: memory, background: false })
-          expect(yield* other.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0 })
+          expect(yield* other.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0, skipped: 0 })
+        })
+      ))
+
+    it.scoped("a message whose publish could outlive the claim's lease is given back unpublished", () =>
+      withOutbox((outbox) =>
+        Effect.gen(function*() {
+          yield* Outbox.publish(OrderEvent, { key: "k1", payload: payload("k1", 0), id: "first" })
+          yield* Outbox.publish(OrderEvent, { key: "k2", payload: payload("k2", 0), id: "second" })
+          const published: Array<string> = []
+          const relay = yield* Relay.make({
+            publisher: Publisher.make((m) => Effect.zipRight(Effect.sleep("200 millis"), Effect.sync(() => published.push(m.id)))),
+            background: false,
+            batchSize: 2,
+            concurrency: 1,
+            lease: "300 millis",
+            publishTimeout: "250 millis"
+          })
+          const fiber = yield* Effect.fork(relay.runOnce)
+          yield* adjustWhenSleeping("200 millis")
+          // "second" would start at 200 ms and could run until 450 ms, past the lease's end at 300 ms.
+          expect(yield* Fiber.join(fiber)).toEqual({ claimed: 2, delivered: 1, failed: 0, skipped: 1 })
+          const [second] = yield* outbox.list({ ids: ["second"] })
+          expect(second).toMatchObject({ status: "pending", attempts: 0 })
+          const again = yield* Effect.fork(relay.runOnce)
+          yield* adjustWhenSleeping("200 millis")
+          expect(yield* Fiber.join(again)).toEqual({ claimed: 1, delivered: 1, failed: 0, skipped: 0 })
+          expect(published).toEqual(["first", "second"])
         })
       ))
 
@@ -214,8 +244,8 @@ for (const backend of backends) {
             lease: "5 seconds"
           })
           const fiber = yield* Effect.fork(relay.runOnce)
-          yield* TestClock.adjust("2 seconds")
-          expect(yield* Fiber.join(fiber)).toEqual({ claimed: 1, delivered: 0, failed: 1 })
+          yield* adjustWhenSleeping("2 seconds")
+          expect(yield* Fiber.join(fiber)).toEqual({ claimed: 1, delivered: 0, failed: 1, skipped: 0 })
           const [late] = yield* outbox.list()
           expect(late?.lastError).toContain("timed out")
         })
@@ -224,6 +254,19 @@ for (const backend of backends) {
 }
 
 const TestClockNow = Effect.clockWith((clock) => clock.currentTimeMillis)
+
+/**
+ * Adjusts the TestClock once a fiber sleeps until exactly now + `duration`: the relay reaches that sleep
+ * only after real database I/O, and other fibers (the database client's) may sleep on the clock too.
+ */
+const adjustWhenSleeping = (duration: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const wakeAt = (yield* TestClockNow) + Duration.toMillis(Duration.decode(duration))
+    while (!Chunk.some(yield* TestClock.sleeps(), (at) => at === wakeAt)) {
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    yield* TestClock.adjust(duration)
+  })
 
 describe("Relay options", () => {
   it.scoped("are validated when the relay is built, naming the field", () =>

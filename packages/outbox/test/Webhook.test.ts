@@ -76,11 +76,11 @@ describe("Webhook", () => {
         background: false,
         backoff: { _tag: "constant", delay: "0 millis" }
       }).pipe(Effect.provideService(Outbox.Outbox, outbox))
-      expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 0, failed: 1 })
+      expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 0, failed: 1, skipped: 0 })
       const [pending] = yield* outbox.list()
       expect(pending?.lastError).toContain("StatusError")
       fail = false
-      expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0 })
+      expect(yield* relay.runOnce).toEqual({ claimed: 1, delivered: 1, failed: 0, skipped: 0 })
       expect(received.length).toBe(2)
       expect(new Set(received.map((r) => r.headers["webhook-id"]))).toEqual(new Set(["msg-order-9"]))
       for (const delivery of received) {

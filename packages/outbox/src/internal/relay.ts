@@ -128,14 +128,26 @@ export const make = (
         )
         AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ${now})
         RETURNING *`
-      return rows.map(toMessage).sort((a, b) => a.seq - b.seq)
+      return { messages: rows.map(toMessage).sort((a, b) => a.seq - b.seq), leaseEnd: now + Math.ceil(leaseMillis) }
     }).pipe(Effect.mapError((error) => new OutboxError({ operation: "claim", reason: error.message })))
 
     type Outcome =
       | { readonly _tag: "Delivered"; readonly message: Outbox.Message }
+      | { readonly _tag: "Skipped"; readonly message: Outbox.Message }
       | { readonly _tag: "Failed"; readonly message: Outbox.Message; readonly error: string }
 
-    const deliver = (message: Outbox.Message): Effect.Effect<Outcome> =>
+    const publishTimeoutMillis = Duration.toMillis(options.publishTimeout)
+
+    // A message is published only if its publish, bounded by publishTimeout, ends before the claim's lease
+    // does: a batch waiting for `concurrency` slots can outlive the lease, and a message whose lease could
+    // run out mid-publish is given back instead, so no two relays ever publish one key at once.
+    const deliver = (leaseEnd: number) => (message: Outbox.Message): Effect.Effect<Outcome> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        now + publishTimeoutMillis >= leaseEnd
+          ? Effect.succeed<Outcome>({ _tag: "Skipped", message })
+          : publish(message))
+
+    const publish = (message: Outbox.Message): Effect.Effect<Outcome> =>
       publisher.publish(message).pipe(
         Effect.timeoutFail({
           duration: options.publishTimeout,
@@ -155,6 +167,7 @@ export const make = (
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const delivered = outcomes.filter((o) => o._tag === "Delivered").map((o) => o.message.id)
+        const skipped = outcomes.filter((o) => o._tag === "Skipped").map((o) => o.message.id)
         const failed = outcomes.filter((o): o is Extract<Outcome, { _tag: "Failed" }> => o._tag === "Failed")
         const plans = yield* Effect.forEach(failed, (o) => {
           const attempts = o.message.attempts + 1
@@ -167,6 +180,10 @@ export const make = (
               SET status = 'delivered', delivered_at = ${now}, attempts = attempts + 1,
                 claimed_by = NULL, claimed_until = NULL, last_error = NULL
               WHERE ${sql.in("id", delivered)} AND claimed_by = ${relayId}`
+          }
+          if (skipped.length > 0) {
+            yield* sql`UPDATE ${table} SET claimed_by = NULL, claimed_until = NULL
+              WHERE ${sql.in("id", skipped)} AND claimed_by = ${relayId} AND status = 'pending'`
           }
           for (const plan of plans) {
             yield* sql`UPDATE ${table}
@@ -201,15 +218,17 @@ export const make = (
 
     const runOnce: Effect.Effect<Relay.BatchResult, OutboxError> = Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
-        const batch = yield* restore(claim)
-        if (batch.length === 0) return { claimed: 0, delivered: 0, failed: 0 }
+        // The claim is one short statement, run uninterruptibly: an interruption while it runs would leave
+        // the rows it claimed held until their lease ends, unknown to this relay.
+        const { leaseEnd, messages: batch } = yield* claim
+        if (batch.length === 0) return { claimed: 0, delivered: 0, failed: 0, skipped: 0 }
         // Publishing is interruptible; once every outcome is in, the batch is settled whatever happens.
         const outcomes = yield* restore(
-          Effect.forEach(batch, deliver, { concurrency: options.concurrency })
+          Effect.forEach(batch, deliver(leaseEnd), { concurrency: options.concurrency })
         ).pipe(Effect.onInterrupt(() => release(batch.map((m) => m.id))))
         yield* settle(outcomes)
-        const delivered = outcomes.filter((o) => o._tag === "Delivered").length
-        return { claimed: batch.length, delivered, failed: outcomes.length - delivered }
+        const count = (tag: Outcome["_tag"]) => outcomes.filter((o) => o._tag === tag).length
+        return { claimed: batch.length, delivered: count("Delivered"), failed: count("Failed"), skipped: count("Skipped") }
       })
     )
 
