@@ -17,7 +17,7 @@ import { describe, expect, it } from "vitest"
 const root = path.resolve(import.meta.dirname, "..")
 
 /** The public packages, by directory. */
-const packages = ["packages/resilience", "packages/saga", "packages/chaos"]
+const packages = ["packages/resilience", "packages/saga", "packages/chaos", "packages/http", "packages/outbox"]
 
 /** What a tarball may hold, below `package/`. */
 const allowed = new Set(["dist", "LICENSE", "README.md", "package.json"])
@@ -204,6 +204,9 @@ describe.skipIf(!reachable && !ci)("the packed packages in a fresh project", () 
         "saga: o-2 -> Declined (over the limit)",
         "saga: o-2 status Compensated",
         "saga: index compensated, completed",
+        "http: 7 available",
+        "http: ConnectError, sent no",
+        "outbox: delivered 1 (m-1)",
         `done on node ${process.versions.node}`,
         ""
       ])

@@ -1,6 +1,7 @@
 /**
  * A program written as a user of the published packages would write it: it
- * imports @breakwater/resilience, @breakwater/saga and @breakwater/chaos
+ * imports @breakwater/resilience, @breakwater/saga, @breakwater/chaos,
+ * @breakwater/http and @breakwater/outbox
  * from their tarballs (never from the workspace's sources). test/Consumer.test.ts
  * type-checks it under NodeNext and Bundler resolution, compiles it to
  * JavaScript and runs it with plain `node`, then compares what it prints.
@@ -8,11 +9,17 @@
  * One line per package at least: a new public package adds its own here.
  */
 import * as Faults from "@breakwater/chaos/Faults"
+import * as Client from "@breakwater/http/Client"
+import * as HttpError from "@breakwater/http/HttpError"
+import * as Outbox from "@breakwater/outbox/Outbox"
+import * as Publisher from "@breakwater/outbox/Publisher"
+import * as Relay from "@breakwater/outbox/Relay"
 import { Retry } from "@breakwater/resilience"
 import * as Resilience from "@breakwater/resilience/Resilience"
 import * as Saga from "@breakwater/saga/Saga"
 import * as SagaEngine from "@breakwater/saga/SagaEngine"
 import * as SagaIndex from "@breakwater/saga/SagaIndex"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -20,6 +27,8 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -104,6 +113,42 @@ const saga = (filename: string) =>
     yield* Console.log(`saga: index ${states.join(", ")}`)
   }).pipe(Effect.provide(PlaceOrder.layer.pipe(Layer.provideMerge(SagaEngine.layerSqlite({ filename })))))
 
+// @breakwater/http: a GET to a local server, and a refused connect that was never sent.
+const httpClient = Effect.gen(function*() {
+  const server = yield* Effect.acquireRelease(
+    Effect.async<http.Server>((resume) => {
+      const s = http.createServer((_request, response) => {
+        response.writeHead(200, { "content-type": "application/json" })
+        response.end(JSON.stringify({ available: 7 }))
+      })
+      s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+    }),
+    (s) =>
+      Effect.async<void>((resume) => {
+        s.close(() => resume(Effect.void))
+      })
+  )
+  const { port } = server.address() as AddressInfo
+  const client = yield* Client.make({ dependency: "inventory", baseUrl: `http://127.0.0.1:${port}`, retry: false })
+  const stock = yield* client.get("/stock").pipe(Effect.flatMap(client.json(Schema.Struct({ available: Schema.Number }))))
+  yield* Console.log(`http: ${stock.available} available`)
+  const refused = yield* Effect.flip(client.post("http://127.0.0.1:1/charges"))
+  yield* Console.log(`http: ${refused._tag}, sent ${HttpError.sentOf(refused)}`)
+}).pipe(Effect.scoped)
+
+// @breakwater/outbox: a message committed with its transaction, delivered by a relay.
+const OrderConfirmed = Outbox.topic("order.confirmed", Schema.Struct({ orderId: Schema.String }))
+const outbox = (filename: string) =>
+  Effect.gen(function*() {
+    const store = yield* Outbox.make()
+    yield* store.sql.withTransaction(store.publish(OrderConfirmed, { key: "o-1", payload: { orderId: "o-1" }, id: "m-1" }))
+    const broker = yield* Publisher.memory
+    const relay = yield* Relay.make({ publisher: broker, background: false }).pipe(Effect.provideService(Outbox.Outbox, store))
+    const result = yield* relay.runOnce
+    const delivered = (yield* broker.delivered).map((m) => m.id)
+    yield* Console.log(`outbox: delivered ${result.delivered} (${delivered.join(", ")})`)
+  }).pipe(Effect.scoped, Effect.provide(SqliteClient.layer({ filename })))
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-consumer-"))
 
 Effect.runPromise(
@@ -111,6 +156,8 @@ Effect.runPromise(
     yield* resilience
     yield* chaos
     yield* saga(path.join(dir, "sagas.db"))
+    yield* httpClient
+    yield* outbox(path.join(dir, "outbox.db"))
     yield* Console.log(`done on node ${process.versions.node}`)
   }).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))))
 ).then(

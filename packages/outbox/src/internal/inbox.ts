@@ -81,4 +81,6 @@ export const make = (
   })
 
 /** @internal */
-export const layer = (input: Inbox.Input = {}) => Layer.effect(InboxTag, make(input))
+export const layer = (
+  input: Inbox.Input = {}
+): Layer.Layer<InboxTag, Options.InvalidOptionsError | InboxError, SqlClient.SqlClient> => Layer.effect(InboxTag, make(input))
