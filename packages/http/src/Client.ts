@@ -290,6 +290,16 @@ export const withIdempotencyKey: (
   internal.withIdempotencyKey
 
 /**
+ * A new random key, a UUID v4 drawn from Effect's `Random` (so a seeded
+ * `Random` gives the same keys): what `withIdempotencyKey()` sets, and what
+ * `@breakwater/outbox` uses for message ids and claim tokens.
+ *
+ * @since 0.1.0
+ * @category Idempotency
+ */
+export const randomKey: Effect.Effect<string> = internal.randomKey
+
+/**
  * Decodes a response's JSON body with `schema` for a dependency: what
  * `client.json` does.
  *

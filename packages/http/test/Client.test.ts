@@ -105,7 +105,6 @@ describe("Client", () => {
         retry: quickRetry
       })
       const request = yield* Client.withIdempotencyKey("order-17")(HttpClientRequest.post("/charges"))
-      yield* chaos.update((faults) => faults)
       const fiber = yield* Effect.fork(client.execute(request))
       // After the first attempt timed out, let the retries through.
       yield* Effect.sleep("150 millis")

@@ -27,6 +27,7 @@ import type * as Client from "../Client.js"
 import * as HttpError from "../HttpError.js"
 import * as HttpMetrics from "../HttpMetrics.js"
 import * as Decode from "./decode.js"
+import * as Replayable from "./replayable.js"
 import * as Transport from "./transport.js"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
@@ -74,14 +75,11 @@ export const ClientOptions = Schema.Struct({
   spans: Schema.optionalWith(Schema.Boolean, { default: () => true })
 })
 
-const idempotentMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
+/** @internal */
+export const isReplayable = Replayable.isReplayable
 
 /** @internal */
-export const isReplayable = (request: HttpClientRequest.HttpClientRequest): boolean =>
-  idempotentMethods.has(request.method) || request.headers["idempotency-key"] !== undefined
-
-/** @internal */
-export const generateKey: Effect.Effect<string> = Effect.gen(function*() {
+export const randomKey: Effect.Effect<string> = Effect.gen(function*() {
   // A version 4 UUID from Effect's Random, so a seeded Random gives the same keys.
   const bytes = new Uint8Array(16)
   for (let i = 0; i < 16; i++) bytes[i] = yield* Random.nextIntBetween(0, 256)
@@ -96,7 +94,7 @@ export const withIdempotencyKey = (key?: string) =>
 (request: HttpClientRequest.HttpClientRequest): Effect.Effect<HttpClientRequest.HttpClientRequest> =>
   request.headers["idempotency-key"] !== undefined
     ? Effect.succeed(request)
-    : Effect.map(key === undefined ? generateKey : Effect.succeed(key), (k) =>
+    : Effect.map(key === undefined ? randomKey : Effect.succeed(key), (k) =>
       HttpClientRequest.setHeader(request, "idempotency-key", k))
 
 const turnedAwayLocally = (error: unknown): boolean =>
@@ -166,14 +164,23 @@ export const make = (input: Client.Input): Effect.Effect<Client.Client, InvalidO
 
     const defaultHeaders = Object.entries(options.headers).map(([k, v]) => [k.toLowerCase(), v] as const)
 
+    // One tagged counter per (origin, outcome, sent), built once: tagging per attempt would rebuild the
+    // metric key (and hash its labels) on every request.
+    const counters = new Map<string, Metric.Metric.Counter<number>>()
     const record = (prepared: Transport.Prepared, outcome: string, sent: HttpError.Sent) =>
-      Metric.increment(
-        Metric.taggedWithLabels(HttpMetrics.attempts, [
-          ...HttpMetrics.labels(dependency, prepared.url.origin),
-          MetricLabel.make("outcome", outcome),
-          MetricLabel.make("sent", sent)
-        ])
-      )
+      Effect.suspend(() => {
+        const key = `${prepared.url.origin} ${outcome} ${sent}`
+        let counter = counters.get(key)
+        if (counter === undefined) {
+          counter = Metric.taggedWithLabels(HttpMetrics.attempts, [
+            ...HttpMetrics.labels(dependency, prepared.url.origin),
+            MetricLabel.make("outcome", outcome),
+            MetricLabel.make("sent", sent)
+          ])
+          counters.set(key, counter)
+        }
+        return Metric.increment(counter)
+      })
 
     const run = (prepared: Transport.Prepared, span: Tracer.Span | undefined) =>
       transport.send(prepared).pipe(
@@ -223,7 +230,7 @@ export const make = (input: Client.Input): Effect.Effect<Client.Client, InvalidO
         for (const [name, value] of defaultHeaders) {
           if (request.headers[name] === undefined) request = HttpClientRequest.setHeader(request, name, value)
         }
-        if (options.idempotencyKey === "generate" && !idempotentMethods.has(request.method)) {
+        if (options.idempotencyKey === "generate" && !Replayable.idempotentMethods.has(request.method)) {
           request = yield* withIdempotencyKey()(request)
         }
         const replayable = isReplayable(request)

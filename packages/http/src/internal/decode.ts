@@ -3,8 +3,8 @@ import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as HttpError from "../HttpError.js"
+import { isReplayable } from "./replayable.js"
 
-const replayableMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
 
 /** @internal */
 export const schemaBodyJson = <A, I, R>(schema: Schema.Schema<A, I, R>, dependency: string) => {
@@ -24,7 +24,7 @@ export const schemaBodyJson = <A, I, R>(schema: Schema.Schema<A, I, R>, dependen
         method: request.method,
         url,
         sent: "maybe",
-        replayable: replayableMethods.has(request.method) || request.headers["idempotency-key"] !== undefined,
+        replayable: isReplayable(request),
         status: response.status,
         reason
       })

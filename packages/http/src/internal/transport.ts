@@ -11,6 +11,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Pool } from "undici"
 import type { Dispatcher } from "undici"
+import type * as Client from "../Client.js"
 import * as HttpError from "../HttpError.js"
 import * as HttpMetrics from "../HttpMetrics.js"
 import * as RetryAfter from "../RetryAfter.js"
@@ -48,11 +49,7 @@ export interface Prepared {
 }
 
 /** @internal */
-export interface PoolStats {
-  readonly origin: string
-  readonly inUse: number
-  readonly queued: number
-}
+export type PoolStats = Client.PoolStats
 
 /** @internal */
 export interface Transport {

@@ -1,4 +1,5 @@
 import type { InvalidOptionsError as InvalidOptionsErrorType } from "@breakwater/resilience/Options"
+import * as Client from "@breakwater/http/Client"
 import * as ResilienceOptions from "@breakwater/resilience/Options"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpBody from "@effect/platform/HttpBody"
@@ -18,7 +19,6 @@ import * as Encoding from "effect/Encoding"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -92,16 +92,10 @@ export const REPLAYED_HEADER = "idempotent-replayed"
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-const hex = (bytes: Uint8Array): string => {
-  let out = ""
-  for (const byte of bytes) out += byte.toString(16).padStart(2, "0")
-  return out
-}
-
 const sha256 = (bytes: Uint8Array): Effect.Effect<string> =>
   Effect.map(
     Effect.promise(() => globalThis.crypto.subtle.digest("SHA-256", bytes)),
-    (digest) => hex(new Uint8Array(digest))
+    (digest) => Encoding.encodeHex(new Uint8Array(digest))
   )
 
 /** @internal */
@@ -112,11 +106,7 @@ export const defaultFingerprint = (
 
 const anonymous = () => Effect.succeed("anonymous")
 
-const token: Effect.Effect<string> = Effect.gen(function*() {
-  const bytes = new Uint8Array(16)
-  for (let i = 0; i < 16; i++) bytes[i] = yield* Random.nextIntBetween(0, 256)
-  return hex(bytes)
-})
+const token: Effect.Effect<string> = Client.randomKey
 
 /**
  * The key as sent: a Structured Field string (`"abc"`, as the IETF draft

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Inbox from "../Inbox.js"
+import { Identifier } from "./outbox.js"
 
 /** @internal */
 export class InboxError extends Schema.TaggedError<InboxError>("@breakwater/outbox/InboxError")("InboxError", {
@@ -20,12 +21,7 @@ export class InboxError extends Schema.TaggedError<InboxError>("@breakwater/outb
 
 /** @internal */
 export const InboxOptions = Schema.Struct({
-  table: Schema.optionalWith(
-    Schema.String.pipe(Schema.pattern(/^[a-z_][a-z0-9_]{0,62}$/, {
-      message: () => "a lower-case SQL identifier (a-z, 0-9, _), at most 63 characters"
-    })),
-    { default: () => "breakwater_inbox" }
-  )
+  table: Schema.optionalWith(Identifier, { default: () => "breakwater_inbox" })
 })
 
 /** @internal */

@@ -1,3 +1,4 @@
+import * as Client from "@breakwater/http/Client"
 import * as Options from "@breakwater/resilience/Options"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
@@ -5,7 +6,6 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type * as Outbox from "../Outbox.js"
 
@@ -42,7 +42,8 @@ export const Message = Schema.Struct({
   lastError: Schema.NullOr(Schema.String)
 })
 
-const Identifier = Schema.String.pipe(
+/** @internal */
+export const Identifier = Schema.String.pipe(
   Schema.pattern(/^[a-z_][a-z0-9_]{0,62}$/, { message: () => "a lower-case SQL identifier (a-z, 0-9, _), at most 63 characters" })
 )
 
@@ -87,14 +88,7 @@ export const toMessage = (row: Row): Outbox.Message => ({
 })
 
 /** @internal */
-export const uuid: Effect.Effect<string> = Effect.gen(function*() {
-  const bytes = new Uint8Array(16)
-  for (let i = 0; i < 16; i++) bytes[i] = yield* Random.nextIntBetween(0, 256)
-  bytes[6] = (bytes[6]! & 0x0f) | 0x40
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
-})
+export const uuid: Effect.Effect<string> = Client.randomKey
 
 const fail = (operation: string) => <A, R>(effect: Effect.Effect<A, SqlError.SqlError, R>) =>
   Effect.mapError(effect, (error) => new OutboxError({ operation, reason: error.message }))

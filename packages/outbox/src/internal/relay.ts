@@ -253,8 +253,9 @@ export const make = (
         if (result._tag === "Left") {
           yield* PubSub.publish(events, { _tag: "RelayFailed", error: result.left.message })
         }
-        yield* refreshGauges
         if (result._tag === "Right" && result.right.claimed === options.batchSize) continue
+        // The gauges read the whole table: once per busy run, before the loop waits, not after every batch.
+        yield* refreshGauges
         yield* wake.close
         yield* wake.await.pipe(Effect.timeout(options.pollInterval), Effect.ignore)
       }
