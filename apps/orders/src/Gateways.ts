@@ -7,6 +7,7 @@
  */
 import * as Client from "@breakwater/http/Client"
 import * as HttpError from "@breakwater/http/HttpError"
+import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as Failover from "@breakwater/resilience/Failover"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Context from "effect/Context"
@@ -226,5 +227,36 @@ export class Shipping extends Context.Tag("@breakwater/orders/Shipping")<Shippin
   )
 }
 
-/** Inventory, Payments and Shipping over the clients. */
-export const layer = Layer.mergeAll(Inventory.layer, Payments.layer, Shipping.layer).pipe(Layer.provideMerge(layerClients))
+// -----------------------------------------------------------------------------
+// Breakers
+// -----------------------------------------------------------------------------
+
+/**
+ * Every circuit breaker of the service, by dependency name: each client's
+ * own (`inventory`, `payment-a`, ...) and the failover's per provider
+ * (`payments/payment-a`, `payments/payment-b`). What the admin API controls
+ * and the dashboard shows.
+ */
+export class Breakers extends Context.Tag("@breakwater/orders/Breakers")<
+  Breakers,
+  ReadonlyMap<string, CircuitBreaker.CircuitBreaker>
+>() {
+  static readonly layer = Layer.effect(
+    Breakers,
+    Effect.gen(function*() {
+      const clients = yield* Effect.all([InventoryClient, PaymentAClient, PaymentBClient, ShippingClient, NotificationClient])
+      const { failover } = yield* Payments
+      const all = [
+        ...clients.flatMap((client) => client.policies.circuitBreaker === undefined ? [] : [client.policies.circuitBreaker]),
+        ...failover.providers.map((name) => failover.breakers[name])
+      ]
+      return new Map(all.map((breaker) => [breaker.dependency, breaker]))
+    })
+  )
+}
+
+/** Inventory, Payments and Shipping over the clients, and the `Breakers`. */
+export const layer = Breakers.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(Inventory.layer, Payments.layer, Shipping.layer)),
+  Layer.provideMerge(layerClients)
+)
