@@ -10,6 +10,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
+import { AdminHttp } from "./admin/Http.js"
 import { Api } from "./Api.js"
 import { OrdersConfig } from "./Config.js"
 import * as Database from "./Database.js"
@@ -17,6 +18,7 @@ import * as Gateways from "./Gateways.js"
 import * as Notifications from "./Notifications.js"
 import { Orders } from "./Orders.js"
 import { OrdersHttp } from "./orders/Http.js"
+import * as Idempotency from "./orders/Idempotency.js"
 import { OrdersRepo } from "./orders/Repo.js"
 import { OrderSaga } from "./orders/Saga.js"
 import { StuckOrders } from "./StuckOrders.js"
@@ -28,17 +30,17 @@ const HttpServerLive = Layer.unwrapEffect(Effect.map(OrdersConfig, ({ port }) =>
   NodeHttpServer.layer(createServer, { host: "127.0.0.1", port })
 ))
 
-const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(OrdersHttp))
+const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(OrdersHttp), Layer.provide(AdminHttp))
 
 const Core = Layer.mergeAll(Orders.layer, StuckOrders.layer).pipe(
   Layer.provide(SagaRegistration),
   Layer.provideMerge(Layer.mergeAll(OrdersRepo.layer, OrderSaga.layer, Gateways.layer)),
-  Layer.provideMerge(Notifications.layerOutbox),
+  Layer.provideMerge(Layer.merge(Notifications.layerOutbox, Idempotency.layer)),
   Layer.provideMerge(SagaEngine.layerSqliteClient()),
   Layer.provideMerge(Database.layer)
 )
 
-export const layer = HttpApiBuilder.serve().pipe(
+export const layer = HttpApiBuilder.serve(Idempotency.middleware).pipe(
   Layer.provide(ApiLive),
   Layer.provideMerge(HttpServerLive),
   Layer.provideMerge(Notifications.layerRelay),

@@ -3,12 +3,16 @@
  * read 15 s, notifications short, 3 status checks 5 s apart); the tour and
  * the test use short ones.
  */
+import * as Client from "@breakwater/http/Client"
 import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -36,6 +40,12 @@ export interface Settings {
   readonly paymentBreaker: CircuitBreaker.Preset | undefined
   /** An order PENDING for longer is stuck; the detector looks every `interval`. */
   readonly stuck: { readonly after: Duration.Duration; readonly interval: Duration.Duration }
+  /**
+   * The bearer token of the admin API (`Authorization: Bearer <token>`).
+   * `undefined`: no token is configured and every admin request is refused
+   * (401). Never a constant: from `ADMIN_TOKEN`, or `generateAdminToken`.
+   */
+  readonly adminToken: Redacted.Redacted | undefined
 }
 
 export class OrdersConfig extends Context.Tag("@breakwater/orders/OrdersConfig")<OrdersConfig, Settings>() {}
@@ -58,7 +68,8 @@ export const production: Settings = {
   relay: { pollInterval: Duration.seconds(1), backoff: Duration.seconds(1) },
   compensationRetryDelay: Duration.seconds(1),
   paymentBreaker: undefined,
-  stuck: { after: Duration.minutes(5), interval: Duration.minutes(1) }
+  stuck: { after: Duration.minutes(5), interval: Duration.minutes(1) },
+  adminToken: undefined
 }
 
 /** Short timeouts, so the tour's scenes take seconds. */
@@ -87,17 +98,48 @@ export const tour = (overrides: Partial<Settings> = {}): Settings => ({
   ...overrides
 })
 
-/** The production settings, each overridable from the environment (ORDERS_DATABASE, ORDERS_PORT, PAYMENT_READ_TIMEOUT, ...). */
+/** The shortest admin token `ADMIN_TOKEN` may hold. */
+export const adminTokenMinLength = 16
+
+/**
+ * A fresh admin token, drawn from Effect's `Random`: `admin_` and the hex
+ * digits of two UUID v4 (`Client.randomKey`). What the tour and the tests use.
+ */
+export const generateAdminToken: Effect.Effect<Redacted.Redacted> = Effect.map(
+  Effect.all([Client.randomKey, Client.randomKey]),
+  (keys) => Redacted.make(`admin_${keys.join("").replaceAll("-", "")}`)
+)
+
+/** `ADMIN_TOKEN`, when set: at least `adminTokenMinLength` characters, no surrounding spaces. */
+const adminTokenFromEnv = Config.option(
+  Config.redacted("ADMIN_TOKEN").pipe(
+    Config.validate({
+      message: `ADMIN_TOKEN must be at least ${adminTokenMinLength} characters, without surrounding spaces`,
+      validation: (token) => {
+        const value = Redacted.value(token)
+        return value.length >= adminTokenMinLength && value.trim() === value
+      }
+    })
+  )
+)
+
+/**
+ * The production settings, each overridable from the environment
+ * (ORDERS_DATABASE, ORDERS_PORT, PAYMENT_READ_TIMEOUT,
+ * NOTIFICATION_READ_TIMEOUT, ADMIN_TOKEN).
+ */
 export const fromEnv = (base: Settings): Config.Config<Settings> =>
   Config.all({
+    adminToken: adminTokenFromEnv,
     database: Config.string("ORDERS_DATABASE").pipe(Config.withDefault(base.database)),
     port: Config.port("ORDERS_PORT").pipe(Config.withDefault(base.port)),
     paymentRead: Config.duration("PAYMENT_READ_TIMEOUT").pipe(Config.withDefault(base.timeouts.paymentRead)),
     notificationRead: Config.duration("NOTIFICATION_READ_TIMEOUT").pipe(
       Config.withDefault(base.timeouts.notificationRead)
     )
-  }).pipe(Config.map(({ database, notificationRead, paymentRead, port }) => ({
+  }).pipe(Config.map(({ adminToken, database, notificationRead, paymentRead, port }) => ({
     ...base,
+    adminToken: Option.getOrElse(adminToken, () => base.adminToken),
     database,
     port,
     timeouts: { ...base.timeouts, paymentRead, notificationRead }

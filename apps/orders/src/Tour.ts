@@ -17,8 +17,10 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
+import { NeedsAttentionList, PendingPaymentList, SagaAction } from "./admin/Api.js"
 import * as App from "./App.js"
 import * as Config from "./Config.js"
 import type { OrderId } from "./Domain.js"
@@ -80,13 +82,21 @@ export const scenes = Effect.gen(function*() {
   yield* Console.log(`The order service listens on ${baseUrl}; downstreams:`)
   for (const server of everyServer) yield* say(`${server.name.padEnd(13)} ${server.url}`)
 
-  const post = (key: string | undefined, body: unknown) =>
+  const send = (key: string | undefined, body: unknown) =>
     HttpClientRequest.post("/orders").pipe(
       HttpClientRequest.bodyUnsafeJson(body),
       key === undefined ? (r) => r : HttpClientRequest.setHeader("idempotency-key", key),
-      api.execute,
-      Effect.flatMap(api.json(OrderView))
+      api.execute
     )
+  const post = (key: string | undefined, body: unknown) => send(key, body).pipe(Effect.flatMap(api.json(OrderView)))
+
+  // The operator: the admin API, with the configured bearer token.
+  if (settings.adminToken === undefined) return yield* Effect.dieMessage("the tour needs an admin token")
+  const adminToken = settings.adminToken
+  const admin = (request: HttpClientRequest.HttpClientRequest) =>
+    api.execute(HttpClientRequest.bearerToken(request, adminToken))
+  const adminJson = <A, I>(schema: Schema.Schema<A, I>) => (request: HttpClientRequest.HttpClientRequest) =>
+    admin(request).pipe(Effect.flatMap(api.json(schema)))
   const get = (id: OrderId) => api.get(`/orders/${id}`).pipe(Effect.flatMap(api.json(OrderView)))
   const settled = (id: OrderId) => waitUntil(`order ${id}`, Effect.map(get(id), (v) => v.order.state === "PENDING" ? undefined : v))
   const notified = (id: OrderId) =>
@@ -162,8 +172,16 @@ export const scenes = Effect.gen(function*() {
   yield* notified(healthy.order.id)
   yield* report(healthy)
   yield* timeline(healthy.order.id)
-  const again = yield* post("tour-1", { sku: "book", quantity: 1, amount: 1200 })
-  yield* say(`the same Idempotency-Key again -> ${again.order.id} (${again.order.state}): the same order, nothing called again`)
+  const againResponse = yield* send("tour-1", { sku: "book", quantity: 1, amount: 1200 })
+  const again = yield* api.json(OrderView)(againResponse)
+  yield* say(
+    `the same request again (Idempotency-Key: tour-1) -> ${againResponse.status} ${again.order.id}, Idempotent-Replayed: ${
+      againResponse.headers["idempotent-replayed"] ?? "-"
+    }: the first answer, stored; nothing ran again`
+  )
+  yield* say(
+    `tour-1 with another body (amount 900): ${yield* rejected(post("tour-1", { sku: "book", quantity: 1, amount: 900 }))}`
+  )
 
   // ---------------------------------------------------------------------------
   yield* scene(
@@ -266,9 +284,16 @@ export const scenes = Effect.gen(function*() {
     )
   }
   yield* say(`saga Pending again, ${secondPark.error.checks} status checks in all (attempt ${secondPark.attempt}): for a person now`)
+  const pendingPayments = yield* adminJson(PendingPaymentList)(HttpClientRequest.get("/admin/payments/pending"))
+  for (const p of pendingPayments.payments) {
+    yield* say(`operator: GET /admin/payments/pending -> ${p.orderId} amount ${p.amount}, ${p.step} unknown after ${p.checks} checks (attempt ${p.attempt})`)
+  }
   const lostCounts = (yield* Invariants.countsOf(servers, [lost.order.id])).get(lost.order.id)!
   yield* say(`operator: charges for ${lost.order.id} in the providers' ledgers: ${lostCounts.charged} -> reconcile as NotApplied`)
-  yield* orderSaga.saga.reconcile(lostExecution, orderSaga.charge, { _tag: "NotApplied" })
+  const reconciled = yield* adminJson(SagaAction)(
+    HttpClientRequest.post(`/admin/payments/${lost.order.id}/reconcile`).pipe(HttpClientRequest.bodyUnsafeJson({ _tag: "NotApplied" }))
+  )
+  yield* say(`operator: POST /admin/payments/${lost.order.id}/reconcile { "_tag": "NotApplied" } -> 202 ${reconciled.action}`)
   const lostFinal = yield* settled(lost.order.id)
   sceneOrders["6"] = { orderId: lostFinal.order.id, state: lostFinal.order.state }
   yield* report(lostFinal)
@@ -303,6 +328,51 @@ export const scenes = Effect.gen(function*() {
   )
 
   // ---------------------------------------------------------------------------
+  yield* scene(
+    "8. A compensation that keeps failing",
+    "Shipping answers 503 again, and now the providers' refund routes answer 503 too: the saga compensates,\n" +
+      "the refund fails on every one of its retries, and the saga parks as needs-attention, the order PENDING.\n" +
+      "An operator takes it from there through the admin API (a bearer token): without the token, 401 and\n" +
+      "nothing changes; with it, the queue, the chaos control to clear the fault, and the retry."
+  )
+  const refundFault = { faults: [{ type: "error" as const, status: 503 }] }
+  yield* servers.shipping.setFaults({ routes: { "POST /shipments": { faults: [{ type: "error", status: 503 }] } } })
+  yield* servers.paymentA.setFaults({ routes: { "POST /refunds": refundFault } })
+  yield* servers.paymentB.setFaults({ routes: { "POST /v2/payments/refund": refundFault } })
+  const stuck = yield* post("tour-8", { sku: "sofa", quantity: 1, amount: 250000 })
+  yield* say(`POST /orders (Idempotency-Key: tour-8) -> 202 ${stuck.order.id}: ${stuck.order.state}`)
+  const stuckExecution = yield* orders.executionId(stuck.order.id)
+  const needsAttention = yield* waitUntil(
+    "the saga to need attention",
+    Effect.map(orderSaga.saga.status(stuckExecution), (s) => s?._tag === "NeedsAttention" ? s : undefined)
+  )
+  yield* say(`saga needs attention: compensate:${needsAttention.error.step} failed after its retries; still to run: ${needsAttention.error.remaining.join(", ") || "-"}`)
+  const retryPath = `/admin/needs-attention/${stuck.order.id}/retry`
+  yield* say(`POST ${retryPath} without a token: ${yield* rejected(api.execute(HttpClientRequest.post(retryPath)))}`)
+  yield* say(
+    `POST ${retryPath} with a wrong token: ${yield* rejected(
+      api.execute(HttpClientRequest.bearerToken(HttpClientRequest.post(retryPath), Redacted.make("not-the-token")))
+    )}`
+  )
+  const unchanged = yield* orderSaga.saga.status(stuckExecution)
+  yield* say(`the saga is still ${unchanged?._tag ?? "unknown"}: nothing ran`)
+  const queue = yield* adminJson(NeedsAttentionList)(HttpClientRequest.get("/admin/needs-attention"))
+  for (const s of queue.sagas) {
+    yield* say(`operator: GET /admin/needs-attention -> ${s.orderId}: compensate:${s.step} (attempt ${s.attempt}), ${s.cause}; then ${s.remaining.join(", ") || "-"}`)
+  }
+  for (const downstream of ["payment-a", "payment-b", "shipping"]) {
+    const cleared = yield* admin(HttpClientRequest.put(`/admin/chaos/${downstream}`).pipe(HttpClientRequest.bodyUnsafeJson({})))
+    yield* say(`operator: PUT /admin/chaos/${downstream} {} -> ${cleared.status}: faults cleared`)
+  }
+  const retried = yield* adminJson(SagaAction)(HttpClientRequest.post(retryPath))
+  yield* say(`operator: POST ${retryPath} -> 202 ${retried.action}`)
+  const resolved = yield* settled(stuck.order.id)
+  sceneOrders["8"] = { orderId: resolved.order.id, state: resolved.order.state }
+  yield* report(resolved)
+  yield* timeline(stuck.order.id)
+  yield* sagaSteps(stuck.order.id)
+
+  // ---------------------------------------------------------------------------
   yield* scene("Invariants", "Read from the downstreams' ledgers, for every order the API lists.")
   const all = yield* api.get("/orders").pipe(Effect.flatMap(api.json(OrderList)))
   const checks = yield* Invariants.check(servers, all.orders)
@@ -323,13 +393,17 @@ export const scenes = Effect.gen(function*() {
 export const layer = (settings: Config.Settings) =>
   App.layer.pipe(Layer.provideMerge(Downstreams.layer), Layer.provideMerge(Config.layer(settings)))
 
-/** Runs the scenes on a fresh database at `settings.database`. */
+/**
+ * Runs the scenes on a fresh database at `settings.database`, with a fresh
+ * admin token (Effect's `Random`) unless `settings` has one.
+ */
 export const run = (settings: Config.Settings) =>
   Effect.gen(function*() {
     yield* Effect.sync(() => {
       for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(`${settings.database}${suffix}`, { force: true })
     })
-    return yield* scenes.pipe(Effect.provide(layer(settings)), Effect.scoped)
+    const adminToken = settings.adminToken ?? (yield* Config.generateAdminToken)
+    return yield* scenes.pipe(Effect.provide(layer({ ...settings, adminToken })), Effect.scoped)
   }).pipe(Logger.withMinimumLogLevel(LogLevel.Error))
 
 export class InvariantsViolated extends Schema.TaggedError<InvariantsViolated>()("InvariantsViolated", {}) {}
