@@ -32,8 +32,16 @@ export interface Settings {
   readonly statusChecks: { readonly times: number; readonly spacing: Duration.Duration }
   /** The client's backoff between attempts (inventory, shipping). */
   readonly retryDelay: Duration.Duration
-  /** The relay's polling interval and its backoff after a failed delivery. */
-  readonly relay: { readonly pollInterval: Duration.Duration; readonly backoff: Duration.Duration }
+  /**
+   * The relay's polling interval, its backoff after a failed delivery, and
+   * the attempts after which a message is dead-lettered (for the admin API's
+   * replay).
+   */
+  readonly relay: {
+    readonly pollInterval: Duration.Duration
+    readonly backoff: Duration.Duration
+    readonly maxAttempts: number
+  }
   /** Retries of a compensation before the saga parks as needs-attention. */
   readonly compensationRetryDelay: Duration.Duration
   /** Each payment provider's breaker in the failover; `undefined`: the `standard` preset. */
@@ -65,7 +73,7 @@ export const production: Settings = {
   },
   statusChecks: { times: 3, spacing: Duration.seconds(5) },
   retryDelay: Duration.millis(200),
-  relay: { pollInterval: Duration.seconds(1), backoff: Duration.seconds(1) },
+  relay: { pollInterval: Duration.seconds(1), backoff: Duration.seconds(1), maxAttempts: 1000 },
   compensationRetryDelay: Duration.seconds(1),
   paymentBreaker: undefined,
   stuck: { after: Duration.minutes(5), interval: Duration.minutes(1) },
@@ -84,7 +92,7 @@ export const tour = (overrides: Partial<Settings> = {}): Settings => ({
   },
   statusChecks: { times: 3, spacing: Duration.millis(300) },
   retryDelay: Duration.millis(50),
-  relay: { pollInterval: Duration.millis(200), backoff: Duration.millis(200) },
+  relay: { pollInterval: Duration.millis(200), backoff: Duration.millis(200), maxAttempts: 1000 },
   compensationRetryDelay: Duration.millis(100),
   // Small enough for the tour to open it: every one of the last 3 charges failed.
   paymentBreaker: {

@@ -28,7 +28,7 @@ export const layerRelay = Layer.unwrapEffect(Effect.gen(function*() {
     publisher,
     pollInterval: relay.pollInterval,
     backoff: { _tag: "constant", delay: relay.backoff },
-    maxAttempts: 1000,
+    maxAttempts: relay.maxAttempts,
     publishTimeout: Duration.seconds(5),
     lease: Duration.seconds(30)
   })
