@@ -3,6 +3,7 @@ import * as SagaIndex from "@breakwater/saga/SagaIndex"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -112,6 +113,26 @@ describe("the admin API", () => {
           body: { faults: [{ type: "error", status: 503 }] }
         })
         expect(chaos.status).toBe(401)
+      }
+      // Every admin endpoint, without the token.
+      const endpoints: Array<[string, string, unknown]> = [
+        ["GET", "/admin/breakers", undefined],
+        ["POST", "/admin/breakers/force-open", { name: "shipping" }],
+        ["POST", "/admin/breakers/reset", { name: "shipping" }],
+        ["GET", "/admin/chaos", undefined],
+        ["GET", "/admin/chaos/shipping", undefined],
+        ["PUT", "/admin/chaos/shipping", {}],
+        ["GET", "/admin/needs-attention", undefined],
+        ["POST", "/admin/needs-attention/ord_x/retry", undefined],
+        ["POST", "/admin/needs-attention/ord_x/resolve", undefined],
+        ["GET", "/admin/payments/pending", undefined],
+        ["POST", "/admin/payments/ord_x/reconcile", { _tag: "NotApplied" }],
+        ["GET", "/admin/outbox/dead-letters", undefined],
+        ["POST", "/admin/outbox/dead-letters/x/replay", undefined]
+      ]
+      for (const [method, url, body] of endpoints) {
+        expect([method, url, (yield* call(base, method, url, { body })).status]).toEqual([method, url, 401])
+        expect([method, url, (yield* call(base, method, url, { body, token: "admin_wrong" })).status]).toEqual([method, url, 401])
       }
       // A Basic header is not the bearer token either.
       const basic = yield* Effect.promise(() =>
@@ -347,6 +368,44 @@ describe("the admin API", () => {
     expect(Object.keys(spec.paths)).toContain("/admin/chaos/{downstream}")
     expect(Object.keys(spec.paths)).toContain("/orders")
   })
+})
+
+describe("the admin token's configuration", () => {
+  const fromEnv = (env: Record<string, string>) =>
+    Effect.withConfigProvider(
+      Effect.either(Config.fromEnv(Config.production)),
+      ConfigProvider.fromMap(new Map(Object.entries(env)))
+    )
+
+  it.effect("reads ADMIN_TOKEN as a Redacted value; none configured without it", () =>
+    Effect.gen(function*() {
+      const set = yield* fromEnv({ ADMIN_TOKEN: "s3cret-admin-token-0123" })
+      expect(set._tag).toBe("Right")
+      if (set._tag === "Right") {
+        expect(Redacted.isRedacted(set.right.adminToken)).toBe(true)
+        expect(Redacted.value(set.right.adminToken!)).toBe("s3cret-admin-token-0123")
+        expect(String(set.right.adminToken)).not.toContain("s3cret")
+      }
+      const unset = yield* fromEnv({})
+      expect(unset._tag === "Right" && unset.right.adminToken).toBe(undefined)
+      expect(Config.production.adminToken).toBeUndefined()
+    }))
+
+  it.effect("refuses a short ADMIN_TOKEN or one with surrounding spaces", () =>
+    Effect.gen(function*() {
+      for (const token of ["short", "", " s3cret-admin-token-0123"]) {
+        const result = yield* fromEnv({ ADMIN_TOKEN: token })
+        expect(result._tag).toBe("Left")
+      }
+    }))
+
+  it.effect("generates a fresh token from Random", () =>
+    Effect.gen(function*() {
+      const a = Redacted.value(yield* Config.generateAdminToken)
+      const b = Redacted.value(yield* Config.generateAdminToken)
+      expect(a).toMatch(/^admin_[0-9a-f]{64}$/)
+      expect(a).not.toBe(b)
+    }))
 })
 
 describe("POST /orders with an Idempotency-Key", () => {
