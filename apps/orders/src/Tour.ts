@@ -149,7 +149,11 @@ export const scenes = Effect.gen(function*() {
     })
 
   // ---------------------------------------------------------------------------
-  yield* scene("0. The API checks its input", "A request without an Idempotency-Key, and one with an invalid body: 400 with the Schema's error.")
+  yield* scene(
+    "0. The API checks its input",
+    "A request without an Idempotency-Key: 400 from the idempotency middleware (a problem+json body).\n" +
+      "One with an invalid body: 400 with the Schema's error."
+  )
   const rejected = (effect: Effect.Effect<unknown, Client.ClientError | { readonly _tag: "DecodeError" }>) =>
     effect.pipe(
       Effect.map(() => "accepted?!"),

@@ -1,7 +1,10 @@
 /**
  * The orders API: `POST /orders` (an `Idempotency-Key` header is required),
- * `GET /orders/:id`, `GET /orders?state=`. A missing header or an invalid
- * body is a 400 with the Schema's error (`HttpApiDecodeError`).
+ * `GET /orders/:id`, `GET /orders?state=`. An invalid body is a 400 with the
+ * Schema's error (`HttpApiDecodeError`). `POST /orders` runs behind the
+ * `IdempotencyKey` middleware (`./Idempotency.ts`), which answers a missing
+ * key (400), a replay, a reused key (422) and a key in flight (409) before
+ * the handler; the header's Schema stays here for the OpenAPI document.
  */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiError from "@effect/platform/HttpApiError"
