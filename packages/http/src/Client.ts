@@ -12,10 +12,11 @@
  * dispatch handler: `onRequestStart` is when undici has a connected socket
  * and is about to write, so an error before it has `sent: "no"` and any
  * error after it `sent: "maybe"`. The connect, read and idle limits are
- * `Effect.timeoutFail` on Effect's `Clock` (a phase that is already over
- * when it starts arms no timer); the acquire and total limits are `Timeout`
- * policies. undici's own headers and body timers are off, and its connect
- * timeout only backs up the client's.
+ * deadlines on Effect's `Clock`, armed as each phase begins (idle again at
+ * every chunk) and watched by one fiber per client; the acquire and total
+ * limits are `Timeout` policies, and acquiring a free connection arms no
+ * timer at all. undici's own headers and body timers are off, and its
+ * connect timeout only backs up the client's.
  *
  * Responses are read whole (up to `maxResponseBytes`) before the call
  * returns, so a failure while the body arrives is a failure of the attempt,

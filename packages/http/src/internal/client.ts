@@ -217,9 +217,9 @@ export const make = (input: Client.Input): Effect.Effect<Client.Client, InvalidO
           ...(resends > 0 ? { "http.request.resend_count": resends } : {})
         }
       }, (span) =>
-        run({ ...prepared, headers: { ...prepared.headers, ...HttpTraceContext.toHeaders(span) } }, span).pipe(
-          Effect.withParentSpan(span)
-        ))
+        // Not made the current span of the attempt (`withParentSpan` copies the context on every
+        // request): nothing inside the transport makes spans or logs; the remote sees it as parent.
+        run({ ...prepared, headers: { ...prepared.headers, ...HttpTraceContext.toHeaders(span) } }, span))
     }
 
     const prepare = (request: HttpClientRequest.HttpClientRequest) =>

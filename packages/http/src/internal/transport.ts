@@ -3,8 +3,10 @@ import * as Timeout from "@breakwater/resilience/Timeout"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Chunk from "effect/Chunk"
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
@@ -57,10 +59,69 @@ export interface Transport {
   readonly stats: Effect.Effect<ReadonlyArray<PoolStats>>
 }
 
+/** A caller waiting for a permit; `granted` once `release` handed it one. */
+interface Ticket {
+  granted: boolean
+  resume: (() => void) | undefined
+}
+
+/**
+ * The permits of one origin's connections. A free permit is taken without
+ * suspending. A released permit goes straight to the oldest waiter (its
+ * ticket is `granted`), so nobody overtakes a waiter, and a waiter that
+ * stops waiting (interrupted, timed out) gives back a permit it was granted
+ * meanwhile: `cancel` runs in the caller's uninterruptible region.
+ */
+class Gate {
+  private readonly waiters = new Set<Ticket>()
+  constructor(private free: number) {}
+
+  /** Takes a permit if one is free (then nobody is waiting). */
+  tryTake(): boolean {
+    if (this.free > 0) {
+      this.free--
+      return true
+    }
+    return false
+  }
+
+  enqueue(): Ticket {
+    const ticket: Ticket = { granted: false, resume: undefined }
+    this.waiters.add(ticket)
+    return ticket
+  }
+
+  /** Waits until the ticket is granted. */
+  wait(ticket: Ticket): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (ticket.granted) resume(Effect.void)
+      else ticket.resume = () => resume(Effect.void)
+    })
+  }
+
+  /** The ticket's holder stopped waiting: its permit, if it was granted one, goes on. */
+  cancel(ticket: Ticket): void {
+    if (ticket.granted) this.release()
+    else this.waiters.delete(ticket)
+  }
+
+  release(): void {
+    const first = this.waiters.values().next()
+    if (first.done === true) {
+      this.free++
+      return
+    }
+    const ticket = first.value
+    this.waiters.delete(ticket)
+    ticket.granted = true
+    ticket.resume?.()
+  }
+}
+
 interface Origin {
   readonly origin: string
   readonly pool: Pool
-  readonly gate: Effect.Semaphore
+  readonly gate: Gate
   inUse: number
   queued: number
   readonly queuedGauge: Metric.Metric.Gauge<number>
@@ -96,10 +157,121 @@ const codeOf = (error: unknown): string => {
 
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
+type PhaseName = "connect" | "read" | "idle"
+
+/**
+ * The exchanges under one phase's limit, earliest deadline first. Every
+ * exchange of a list has the same limit and the `Clock` does not go back, so
+ * appending keeps the order and the head is always the next to expire.
+ */
+class Deadlines {
+  head: Exchange | undefined = undefined
+  tail: Exchange | undefined = undefined
+  constructor(readonly phase: PhaseName, readonly millis: number) {}
+
+  push(exchange: Exchange, now: number): void {
+    exchange.deadline = now + this.millis
+    exchange.list = this
+    exchange.prev = this.tail
+    exchange.next = undefined
+    if (this.tail === undefined) this.head = exchange
+    else this.tail.next = exchange
+    this.tail = exchange
+  }
+
+  remove(exchange: Exchange): void {
+    if (exchange.prev === undefined) this.head = exchange.next
+    else exchange.prev.next = exchange.next
+    if (exchange.next === undefined) this.tail = exchange.prev
+    else exchange.next.prev = exchange.prev
+    exchange.prev = undefined
+    exchange.next = undefined
+    exchange.list = undefined
+  }
+}
+
+/**
+ * The phase limits of every exchange of a transport, watched by one fiber
+ * on the `Clock` instead of a timer per phase and request: arming a phase is
+ * a push onto its list, and the fiber sleeps until the earliest deadline,
+ * never longer than the shortest limit (so a newly armed deadline is never
+ * earlier than the one it sleeps to), and waits without a timer once
+ * nothing has been armed for that long.
+ */
+class Watchdog {
+  readonly connect: Deadlines
+  readonly read: Deadlines
+  readonly idle: Deadlines
+  private readonly shortest: number
+  private wakeIdle: (() => void) | undefined = undefined
+  private lingered = false
+
+  constructor(private readonly clock: Clock.Clock, limits: { readonly [P in PhaseName]: Duration.Duration }) {
+    this.connect = new Deadlines("connect", Duration.toMillis(limits.connect))
+    this.read = new Deadlines("read", Duration.toMillis(limits.read))
+    this.idle = new Deadlines("idle", Duration.toMillis(limits.idle))
+    this.shortest = Math.min(this.connect.millis, this.read.millis, this.idle.millis)
+  }
+
+  /** Starts (or restarts) the exchange's `phase` limit from now. */
+  arm(exchange: Exchange, phase: PhaseName): void {
+    exchange.list?.remove(exchange)
+    this[phase].push(exchange, this.clock.unsafeCurrentTimeMillis())
+    const wake = this.wakeIdle
+    if (wake !== undefined) {
+      this.wakeIdle = undefined
+      wake()
+    }
+  }
+
+  disarm(exchange: Exchange): void {
+    exchange.list?.remove(exchange)
+  }
+
+  /** Times out every exchange whose deadline has passed; the earliest deadline left, if any. */
+  private expire(now: number): number | undefined {
+    let next: number | undefined = undefined
+    for (const list of [this.connect, this.read, this.idle]) {
+      while (list.head !== undefined && list.head.deadline <= now) {
+        const expired = list.head
+        list.remove(expired)
+        expired.expire(list.phase)
+      }
+      if (list.head !== undefined && (next === undefined || list.head.deadline < next)) next = list.head.deadline
+    }
+    return next
+  }
+
+  private readonly idleWait = Effect.async<void>((resume) => {
+    this.wakeIdle = () => resume(Effect.void)
+    return Effect.sync(() => {
+      this.wakeIdle = undefined
+    })
+  })
+
+  readonly run: Effect.Effect<never> = Effect.forever(Effect.suspend(() => {
+    const now = this.clock.unsafeCurrentTimeMillis()
+    const next = this.expire(now)
+    if (next !== undefined) {
+      this.lingered = false
+      return this.clock.sleep(Duration.millis(Math.min(next, now + this.shortest) - now))
+    }
+    if (!this.lingered) {
+      // Nothing armed: one more sleep of the shortest limit before waiting without a timer, so that
+      // steady traffic (each request armed and disarmed between two wake-ups) never wakes this fiber.
+      this.lingered = true
+      return this.clock.sleep(Duration.millis(this.shortest))
+    }
+    this.lingered = false
+    return this.idleWait
+  }))
+}
+
 /**
  * The undici handler of one exchange. undici calls `onRequestStart` when the
  * request has a connected socket and is about to be written: before it,
- * nothing of the request can have reached the remote.
+ * nothing of the request can have reached the remote. Each phase's limit is
+ * armed on the transport's `Watchdog` as the phase begins.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   started = false
@@ -109,15 +281,30 @@ class Exchange implements Dispatcher.DispatchHandler {
   headers: Record<string, string | Array<string> | undefined> | undefined = undefined
   readonly chunks: Array<Buffer> = []
   size = 0
-  chunkCount = 0
   done = false
   tooLarge = false
   error: Error | undefined = undefined
+  /** The phase whose limit passed. */
+  timedOut: PhaseName | undefined = undefined
+  // The watchdog's list links.
+  list: Deadlines | undefined = undefined
+  prev: Exchange | undefined = undefined
+  next: Exchange | undefined = undefined
+  deadline = 0
   private waiter: (() => void) | undefined = undefined
 
-  constructor(readonly maxBytes: number, readonly progress: { sent: boolean }) {}
+  constructor(
+    readonly maxBytes: number,
+    readonly progress: { sent: boolean },
+    readonly watchdog: Watchdog
+  ) {}
 
-  /** Calls `resume` at the next event (or now, if `ready` already holds). */
+  /** Whether the exchange is over: answered in full, failed, too large or timed out. */
+  get finished(): boolean {
+    return this.done || this.error !== undefined || this.tooLarge || this.timedOut !== undefined
+  }
+
+  /** Calls `resume` at the next event. */
   listen(resume: () => void): void {
     this.waiter = resume
   }
@@ -136,12 +323,21 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** Stops the exchange: aborts it if it is on a socket, or as soon as it gets one. */
   abort(reason: Error): void {
+    this.watchdog.disarm(this)
     if (this.done || this.error !== undefined) return
     if (this.controller !== undefined) {
       if (!this.controller.aborted) this.controller.abort(reason)
     } else {
       this.abandoned = reason
     }
+  }
+
+  /** Called by the watchdog when `phase`'s limit passed. */
+  expire(phase: PhaseName): void {
+    if (this.finished) return
+    this.timedOut = phase
+    this.abort(new Error(`${phase} timeout`))
+    this.wake()
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -153,7 +349,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.started = true
     this.progress.sent = true
-    this.wake()
+    this.watchdog.arm(this, "read")
   }
 
   onResponseStart(
@@ -164,37 +360,40 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return
     this.status = statusCode
     this.headers = headers
-    this.wake()
+    this.watchdog.arm(this, "idle")
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.size += chunk.length
-    this.chunkCount++
     if (this.size > this.maxBytes) {
       this.tooLarge = true
+      this.watchdog.disarm(this)
       controller.abort(new Error("response too large"))
+      this.wake()
     } else {
       this.chunks.push(chunk)
+      this.watchdog.arm(this, "idle")
     }
-    this.wake()
   }
 
   onResponseEnd(): void {
     this.done = true
+    this.watchdog.disarm(this)
     this.wake()
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.error = error
+    this.watchdog.disarm(this)
     this.wake()
   }
 }
 
-/** Waits, without a timer, for the next event of `exchange` after which `ready` holds; interrupting it aborts the exchange. */
-const until = (exchange: Exchange, ready: () => boolean): Effect.Effect<void> =>
+/** Waits, without a timer of its own, until the exchange is over; interrupting it aborts the exchange. */
+const finished = (exchange: Exchange): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
     const check = () => {
-      if (ready()) resume(Effect.void)
+      if (exchange.finished) resume(Effect.void)
       else exchange.listen(check)
     }
     check()
@@ -212,8 +411,11 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
     const { dependency } = options
     const clock = yield* Effect.clock
     const origins = new Map<string, Origin>()
-    // The exchange's phase limits: Effect.timeoutFail on the Clock (exact, TestClock-driven). Measured
-    // against a Timeout policy per phase and against undici's own timers: ARCHITECTURE, "The HTTP client".
+    // The exchanges' phase limits: one watchdog fiber on the Clock (exact, TestClock-driven). Measured
+    // against a Timeout policy and an Effect.timeoutFail per phase, and against undici's own timers:
+    // ARCHITECTURE, "The HTTP client".
+    const watchdog = new Watchdog(clock, { connect: options.connect, read: options.read, idle: options.idle })
+    yield* Effect.forkScoped(watchdog.run)
     const timeoutLabels = (name: Timeout.Phase) => [...Metrics.labels(dependency), MetricLabel.make("phase", name)]
     const phaseTimeouts = {
       connect: timeoutLabels("connect"),
@@ -248,7 +450,7 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
         entry = {
           origin,
           pool,
-          gate: Effect.unsafeMakeSemaphore(options.connections),
+          gate: new Gate(options.connections),
           inUse: 0,
           queued: 0,
           queuedGauge: Metric.taggedWithLabels(HttpMetrics.poolQueued, tags),
@@ -294,84 +496,66 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
       })
     }
 
-    const withSent = (prepared: Prepared, exchange: Exchange) => (error: Timeout.TimeoutError) =>
-      new Timeout.TimeoutError({
-        dependency: error.dependency,
-        phase: error.phase,
-        limit: error.limit,
-        sent: exchange.started ? "maybe" : "no",
-        replayable: prepared.replayable
-      })
-
-    /** Waits for `ready` under the phase's limit; no timer at all when it already holds. */
-    const phase = (exchange: Exchange, ready: () => boolean, name: "connect" | "read" | "idle", limit: Duration.Duration) =>
-      Effect.suspend(() => ready() ? Effect.void : Effect.timeoutFail(until(exchange, ready), {
-        duration: limit,
-        onTimeout: () => {
-          Metrics.timeouts.unsafeUpdate(1, phaseTimeouts[name])
-          return new Timeout.TimeoutError({ dependency, phase: name, limit })
-        }
-      }))
+    const limits = { connect: options.connect, read: options.read, idle: options.idle }
 
     const exchangeOn = (origin: Origin, prepared: Prepared) =>
       Effect.suspend(() => {
-        const exchange = new Exchange(options.maxResponseBytes, prepared.progress)
-        const failed = () => exchange.error !== undefined
-        const dispatched = Effect.sync(() => {
-          try {
-            origin.pool.dispatch({
-              origin: origin.origin,
-              path: prepared.url.pathname + prepared.url.search,
-              method: prepared.method as Dispatcher.HttpMethod,
-              headers: prepared.headers,
-              body: prepared.body === undefined ? null : prepared.body,
-              // A pooled connection is reused; undici closes it when the remote says so.
-              reset: false
-            }, exchange)
-          } catch (error) {
-            exchange.error = error instanceof Error ? error : new Error(String(error))
-          }
-        })
-        const settled = Effect.suspend(() => {
-          if (exchange.tooLarge) {
-            return Effect.fail(
-              new HttpError.ResponseTooLargeError({
-                dependency,
-                method: prepared.method,
-                url: prepared.target,
-                sent: "maybe",
-                replayable: prepared.replayable,
-                status: exchange.status,
-                limit: options.maxResponseBytes
-              })
-            )
-          }
-          if (exchange.error !== undefined) return Effect.fail(failure(prepared, exchange, exchange.error))
-          return Effect.void
-        })
-        const bodyLoop: Effect.Effect<void, HttpError.HttpError | Timeout.TimeoutError> = Effect.suspend(() => {
-          if (exchange.done || failed()) return settled
-          const seen = exchange.chunkCount
-          return phase(exchange, () => exchange.chunkCount !== seen || exchange.done || failed(), "idle", options.idle)
-            .pipe(Effect.zipRight(bodyLoop))
-        })
-        return dispatched.pipe(
-          Effect.zipRight(phase(exchange, () => exchange.started || failed(), "connect", options.connect)),
-          Effect.zipRight(settled),
-          Effect.zipRight(phase(exchange, () => exchange.headers !== undefined || failed(), "read", options.read)),
-          Effect.zipRight(settled),
-          Effect.zipRight(bodyLoop),
-          Effect.catchIf(
-            (error): error is Timeout.TimeoutError => error instanceof Timeout.TimeoutError && error.sent === undefined,
-            (error) => Effect.fail(withSent(prepared, exchange)(error))
-          ),
-          Effect.flatMap(() => respond(prepared, exchange)),
+        const exchange = new Exchange(options.maxResponseBytes, prepared.progress, watchdog)
+        // Armed before the dispatch, which may start the request at once.
+        watchdog.arm(exchange, "connect")
+        try {
+          origin.pool.dispatch({
+            origin: origin.origin,
+            path: prepared.url.pathname + prepared.url.search,
+            method: prepared.method as Dispatcher.HttpMethod,
+            headers: prepared.headers,
+            body: prepared.body === undefined ? null : prepared.body,
+            // A pooled connection is reused; undici closes it when the remote says so.
+            reset: false
+          }, exchange)
+        } catch (error) {
+          watchdog.disarm(exchange)
+          exchange.error = error instanceof Error ? error : new Error(String(error))
+        }
+        return finished(exchange).pipe(
+          Effect.zipRight(Effect.suspend(() => settle(prepared, exchange))),
           Effect.onInterrupt(() => Effect.sync(() => exchange.abort(new Error("request interrupted"))))
         )
       })
 
+    const settle = (prepared: Prepared, exchange: Exchange): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError.HttpError> => {
+      if (exchange.timedOut !== undefined) {
+        const phase = exchange.timedOut
+        Metrics.timeouts.unsafeUpdate(1, phaseTimeouts[phase])
+        return Effect.fail(
+          new Timeout.TimeoutError({
+            dependency,
+            phase,
+            limit: limits[phase],
+            sent: exchange.started ? "maybe" : "no",
+            replayable: prepared.replayable
+          })
+        )
+      }
+      if (exchange.tooLarge) {
+        return Effect.fail(
+          new HttpError.ResponseTooLargeError({
+            dependency,
+            method: prepared.method,
+            url: prepared.target,
+            sent: "maybe",
+            replayable: prepared.replayable,
+            status: exchange.status,
+            limit: options.maxResponseBytes
+          })
+        )
+      }
+      if (exchange.error !== undefined) return Effect.fail(failure(prepared, exchange, exchange.error))
+      return respond(prepared, exchange)
+    }
+
     const respond = (prepared: Prepared, exchange: Exchange) =>
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError.HttpError> => {
         const { status } = exchange
         const body = exchange.chunks.length === 1 ? exchange.chunks[0]! : Buffer.concat(exchange.chunks)
         if (status >= 400) {
@@ -401,14 +585,19 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
     const send = (prepared: Prepared) =>
       Effect.suspend(() => {
         const origin = originOf(prepared.url.origin)
-        const acquire = Effect.suspend(() => {
+        // Waits for a permit under the acquire limit; runs uninterruptibly, the wait itself interruptible.
+        const waitFor = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) => {
+          const ticket = origin.gate.enqueue()
           origin.queued++
           return Metric.set(origin.queuedGauge, origin.queued).pipe(
-            Effect.zipRight(acquireTimeout.apply(origin.gate.take(1))),
-            Effect.ensuring(Effect.suspend(() => {
-              origin.queued--
-              return Metric.set(origin.queuedGauge, origin.queued)
-            })),
+            Effect.zipRight(restore(acquireTimeout.apply(origin.gate.wait(ticket)))),
+            Effect.onExit((exit) =>
+              Effect.suspend(() => {
+                origin.queued--
+                if (Exit.isFailure(exit)) origin.gate.cancel(ticket)
+                return Metric.set(origin.queuedGauge, origin.queued)
+              })
+            ),
             Effect.tapError(() => Metric.increment(origin.acquireTimeouts)),
             Effect.mapError((error) =>
               new Timeout.TimeoutError({
@@ -420,13 +609,14 @@ export const make = (options: TransportOptions): Effect.Effect<Transport, never,
               })
             )
           )
-        })
+        }
         const release = Effect.suspend(() => {
           origin.inUse--
-          return Metric.set(origin.inUseGauge, origin.inUse).pipe(Effect.zipRight(origin.gate.release(1)))
+          origin.gate.release()
+          return Metric.set(origin.inUseGauge, origin.inUse)
         })
         return Effect.uninterruptibleMask((restore) =>
-          restore(acquire).pipe(
+          (origin.gate.tryTake() ? Effect.void : waitFor(restore)).pipe(
             Effect.zipRight(Effect.suspend(() => {
               origin.inUse++
               return Metric.set(origin.inUseGauge, origin.inUse)
