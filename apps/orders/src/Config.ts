@@ -80,6 +80,9 @@ export const production: Settings = {
   adminToken: undefined
 }
 
+/** How long the tour's payment breakers stay open before a half-open probe (scene 7 waits it out). */
+export const tourBreakerOpen = Duration.seconds(3)
+
 /** Short timeouts, so the tour's scenes take seconds. */
 export const tour = (overrides: Partial<Settings> = {}): Settings => ({
   ...production,
@@ -99,7 +102,7 @@ export const tour = (overrides: Partial<Settings> = {}): Settings => ({
     window: { _tag: "count", size: 3 },
     minimumCalls: 3,
     failureRateThreshold: 1,
-    openDuration: "1 minute",
+    openDuration: tourBreakerOpen,
     halfOpenCalls: 1
   },
   stuck: { after: Duration.seconds(1), interval: Duration.millis(500) },

@@ -306,10 +306,12 @@ export const scenes = Effect.gen(function*() {
 
   // ---------------------------------------------------------------------------
   yield* scene(
-    "7. Payment A slows down",
+    "7. Payment A slows down, then recovers",
     "A answers every charge after twice the read timeout. Each charge is settled by the status check (A did\n" +
       "charge), and each counts as a failure of A's breaker in the failover; when the last 3 calls all failed it\n" +
-      "opens, and the next charges go straight to B without waiting on A."
+      "opens, and the next charges go straight to B without waiting on A. Then A is healthy again: once the\n" +
+      "breaker's open time has passed, one charge goes to A as the half-open probe, it succeeds, the breaker\n" +
+      "closes and the charges are A's again."
   )
   yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "late", delay: late }] } } })
   const switchesBefore = switches.length
@@ -325,6 +327,24 @@ export const scenes = Effect.gen(function*() {
   }
   yield* servers.paymentA.setFaults({})
   yield* say(`failover: ${switches.slice(switchesBefore).join("; ") || "no switch"}`)
+  const openFor = Duration.decode(settings.paymentBreaker?.openDuration ?? Config.tourBreakerOpen)
+  yield* say(
+    `payment A is healthy again; its breaker stays ${payments.failover.breakers["payment-a"].unsafeState()} for ${
+      Duration.format(openFor)
+    } (tour setting) before a probe`
+  )
+  yield* Effect.sleep(openFor)
+  const recoveredBefore = switches.length
+  for (let i = 5; i <= 6; i++) {
+    const view = yield* place(`7.${i}`, `tour-7-${i}`, { sku: "mug", quantity: 1, amount: 800 + i })
+    const a = (yield* servers.paymentA.requests).filter((e) => e.headers["x-order-id"] === view.order.id && e.route === "POST /charges")
+    yield* say(
+      `  charged by ${a.length > 0 ? "payment-a" : "payment-b"}${i === 5 ? " (the half-open probe)" : ""}; A's breaker: ${
+        payments.failover.breakers["payment-a"].unsafeState()
+      }`
+    )
+  }
+  yield* say(`failover: ${switches.slice(recoveredBefore).join("; ") || "no switch"}`)
   yield* Effect.forEach(
     Object.entries(sceneOrders).filter(([n]) => n.startsWith("7.")),
     ([, o]) => notified(o.orderId as OrderId),
