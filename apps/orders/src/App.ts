@@ -30,13 +30,20 @@ const HttpServerLive = Layer.unwrapEffect(Effect.map(OrdersConfig, ({ port }) =>
   NodeHttpServer.layer(createServer, { host: "127.0.0.1", port })
 ))
 
+/** The saga engine on the service's database: SQLite, or the cluster engine on PostgreSQL. */
+const Engine = Layer.unwrapEffect(Effect.map(OrdersConfig, ({ databaseUrl, runner }) =>
+  databaseUrl === undefined
+    ? SagaEngine.layerSqliteClient()
+    : SagaEngine.layerPostgresClient({ runnerAddress: runner })
+))
+
 const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(OrdersHttp), Layer.provide(AdminHttp))
 
 const Core = Layer.mergeAll(Orders.layer, StuckOrders.layer).pipe(
   Layer.provide(SagaRegistration),
   Layer.provideMerge(Layer.mergeAll(OrdersRepo.layer, OrderSaga.layer, Gateways.layer)),
   Layer.provideMerge(Layer.merge(Notifications.layerOutbox, Idempotency.layer)),
-  Layer.provideMerge(SagaEngine.layerSqliteClient()),
+  Layer.provideMerge(Engine),
   Layer.provideMerge(Database.layer)
 )
 

@@ -17,8 +17,21 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 export interface Settings {
-  /** The SQLite file: orders, the saga journal and the outbox. */
+  /** The SQLite file: orders, the saga journal, the outbox and the idempotency keys. */
   readonly database: string
+  /**
+   * PostgreSQL instead of the SQLite file (`DATABASE_URL`): the orders, the
+   * sagas (on the cluster engine), the outbox and the idempotency keys in one
+   * database, which several instances of the service share. `undefined`: the
+   * SQLite file.
+   */
+  readonly databaseUrl: Redacted.Redacted | undefined
+  /**
+   * This instance's cluster runner address, PostgreSQL mode only
+   * (`RUNNER_HOST`, `RUNNER_PORT`): the other instances send it the messages
+   * of the sagas it holds. Unique per instance.
+   */
+  readonly runner: { readonly host: string; readonly port: number }
   /** The API's port on 127.0.0.1; 0 for an ephemeral one. */
   readonly port: number
   readonly timeouts: {
@@ -63,6 +76,8 @@ export const defaultDatabase: string = path.join(path.dirname(fileURLToPath(impo
 
 export const production: Settings = {
   database: defaultDatabase,
+  databaseUrl: undefined,
+  runner: { host: "127.0.0.1", port: 34431 },
   port: 0,
   timeouts: {
     connect: Duration.seconds(3),
@@ -136,22 +151,27 @@ const adminTokenFromEnv = Config.option(
 
 /**
  * The production settings, each overridable from the environment
- * (ORDERS_DATABASE, ORDERS_PORT, PAYMENT_READ_TIMEOUT,
- * NOTIFICATION_READ_TIMEOUT, ADMIN_TOKEN).
+ * (ORDERS_DATABASE, DATABASE_URL, RUNNER_HOST, RUNNER_PORT, ORDERS_PORT,
+ * PAYMENT_READ_TIMEOUT, NOTIFICATION_READ_TIMEOUT, ADMIN_TOKEN).
  */
 export const fromEnv = (base: Settings): Config.Config<Settings> =>
   Config.all({
     adminToken: adminTokenFromEnv,
     database: Config.string("ORDERS_DATABASE").pipe(Config.withDefault(base.database)),
+    databaseUrl: Config.option(Config.redacted("DATABASE_URL")),
+    runnerHost: Config.string("RUNNER_HOST").pipe(Config.withDefault(base.runner.host)),
+    runnerPort: Config.port("RUNNER_PORT").pipe(Config.withDefault(base.runner.port)),
     port: Config.port("ORDERS_PORT").pipe(Config.withDefault(base.port)),
     paymentRead: Config.duration("PAYMENT_READ_TIMEOUT").pipe(Config.withDefault(base.timeouts.paymentRead)),
     notificationRead: Config.duration("NOTIFICATION_READ_TIMEOUT").pipe(
       Config.withDefault(base.timeouts.notificationRead)
     )
-  }).pipe(Config.map(({ adminToken, database, notificationRead, paymentRead, port }) => ({
+  }).pipe(Config.map(({ adminToken, database, databaseUrl, notificationRead, paymentRead, port, runnerHost, runnerPort }) => ({
     ...base,
     adminToken: Option.getOrElse(adminToken, () => base.adminToken),
     database,
+    databaseUrl: Option.getOrElse(databaseUrl, () => base.databaseUrl),
+    runner: { host: runnerHost, port: runnerPort },
     port,
     timeouts: { ...base.timeouts, paymentRead, notificationRead }
   })))

@@ -7,8 +7,11 @@
 import * as Client from "@breakwater/http/Client"
 import * as SagaIndex from "@breakwater/saga/SagaIndex"
 import * as Outbox from "@breakwater/outbox/Outbox"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as ConfigEffect from "effect/Config"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -17,9 +20,11 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import { NeedsAttentionList, PendingPaymentList, SagaAction } from "./admin/Api.js"
 import * as App from "./App.js"
 import * as Config from "./Config.js"
@@ -432,7 +437,51 @@ export const run = (settings: Config.Settings) =>
 
 export class InvariantsViolated extends Schema.TaggedError<InvariantsViolated>()("InvariantsViolated", {}) {}
 
-/** The demo: short timeouts, the database at apps/orders/.data/orders.db (started fresh). */
-export const program = run(Config.tour({ database: Config.defaultDatabase })).pipe(
-  Effect.flatMap((report) => report.ok ? Effect.void : Effect.fail(new InvariantsViolated()))
-)
+/** A free TCP port on 127.0.0.1 (the cluster runner's, in PostgreSQL mode). */
+export const freePort = Effect.async<number>((resume) => {
+  const server = net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/**
+ * A database of the tour's own on the PostgreSQL server at `serverUrl`
+ * (`CREATE DATABASE`, so the role needs that right), dropped when the scope
+ * closes: the tour's invariants read every order there is, so it never runs
+ * on a database that holds anything else. Its URL.
+ */
+export const freshPostgres = (serverUrl: Redacted.Redacted) =>
+  Effect.gen(function*() {
+    const name = `breakwater_tour_${(yield* Random.nextIntBetween(0, 2 ** 31)).toString(36)}`
+    const admin = PgClient.layer({ url: serverUrl })
+    const run = (statement: string) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)).pipe(Effect.provide(admin))
+    yield* Effect.acquireRelease(
+      run(`CREATE DATABASE ${name}`),
+      () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.orDie)
+    )
+    const url = new URL(Redacted.value(serverUrl))
+    url.pathname = `/${name}`
+    return { name, url: Redacted.make(url.toString()) }
+  })
+
+/**
+ * The demo: short timeouts, the database at apps/orders/.data/orders.db
+ * (started fresh), or, with `DATABASE_URL` set, a fresh database of its own
+ * on that PostgreSQL server, dropped after the tour.
+ */
+export const program = Effect.gen(function*() {
+  const serverUrl = yield* Effect.orDie(ConfigEffect.option(ConfigEffect.redacted("DATABASE_URL")))
+  const settings = Config.tour({ database: Config.defaultDatabase })
+  if (Option.isNone(serverUrl)) return yield* run(settings)
+  return yield* Effect.scoped(Effect.gen(function*() {
+    const database = yield* freshPostgres(serverUrl.value)
+    yield* Console.log(
+      `PostgreSQL mode (DATABASE_URL): the tour runs on a database of its own, ${database.name}, dropped after it;\n` +
+        "sagas on the cluster engine, outbox and idempotency keys in it."
+    )
+    return yield* run({ ...settings, databaseUrl: database.url, runner: { host: "127.0.0.1", port: yield* freePort } })
+  }))
+}).pipe(Effect.flatMap((report) => report.ok ? Effect.void : Effect.fail(new InvariantsViolated())))

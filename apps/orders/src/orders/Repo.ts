@@ -23,8 +23,9 @@ const Row = Schema.Struct({
   amount: Schema.Number,
   state: Schema.String,
   reason: Schema.NullOr(Schema.String),
-  created_at: Schema.Number,
-  updated_at: Schema.Number
+  // BIGINT: PostgreSQL's driver returns it as a string, SQLite as a number.
+  created_at: Schema.Union(Schema.Number, Schema.NumberFromString),
+  updated_at: Schema.Union(Schema.Number, Schema.NumberFromString)
 })
 
 const decodeOrder = Schema.decodeUnknown(Order)
@@ -71,8 +72,8 @@ export class OrdersRepo extends Context.Tag("@breakwater/orders/OrdersRepo")<Ord
         amount INTEGER NOT NULL,
         state TEXT NOT NULL,
         reason TEXT,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
       )`
       yield* sql`CREATE INDEX IF NOT EXISTS orders_state ON orders (state)`
       const now = Effect.clockWith((clock) => clock.currentTimeMillis)
