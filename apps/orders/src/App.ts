@@ -2,7 +2,7 @@
  * The order service, composed: the database (orders, saga journal and
  * outbox in one SQLite file), the saga engine, the downstream clients, the
  * outbox relay and the HTTP API on 127.0.0.1. Needs `OrdersConfig` and the
- * `Downstreams` (their URLs).
+ * downstreams' URLs (`DownstreamUrls`).
  */
 import * as SagaEngine from "@breakwater/saga/SagaEngine"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"

@@ -9,6 +9,7 @@ import * as ChaosServer from "@breakwater/chaos/ChaosServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { DownstreamUrls } from "./DownstreamUrls.js"
 
 export interface Servers {
   readonly inventory: ChaosServer.ChaosServer
@@ -151,4 +152,11 @@ export const make = Effect.gen(function*() {
   return { inventory, paymentA, paymentB, shipping, notification } satisfies Servers
 })
 
-export const layer = Layer.scoped(Downstreams, make)
+/** The servers, and their URLs for the service's clients (`DownstreamUrls`). */
+export const layer = Layer.effect(DownstreamUrls, Effect.map(Downstreams, (s) => ({
+  inventory: s.inventory.url,
+  paymentA: s.paymentA.url,
+  paymentB: s.paymentB.url,
+  shipping: s.shipping.url,
+  notification: s.notification.url
+}))).pipe(Layer.provideMerge(Layer.scoped(Downstreams, make)))

@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { OrdersConfig } from "./Config.js"
 import type { Amount, OrderId, Quantity, Sku } from "./Domain.js"
-import { Downstreams } from "./Downstreams.js"
+import { DownstreamUrls } from "./DownstreamUrls.js"
 
 /** What a client call ended with, for messages and reasons. */
 export const describeError = (error: { readonly _tag: string }): string => {
@@ -45,39 +45,39 @@ export const NotificationClient = Client.tag("notification")
 
 /** The five clients, on the downstreams' URLs and the configured timeouts. */
 export const layerClients = Layer.unwrapEffect(Effect.gen(function*() {
-  const servers = yield* Downstreams
+  const urls = yield* DownstreamUrls
   const { retryDelay, timeouts } = yield* OrdersConfig
   const retry = { maxAttempts: 3, backoff: { _tag: "constant" as const, delay: retryDelay } }
   return Layer.mergeAll(
     Client.layer({
       dependency: "inventory",
-      baseUrl: servers.inventory.url,
+      baseUrl: urls.inventory,
       timeouts: { connect: timeouts.connect, read: timeouts.inventoryRead },
       retry
     }),
     // Payments: no client retries; a refused connect moves to the other provider, a read timeout is settled by the status check.
     Client.layer({
       dependency: "payment-a",
-      baseUrl: servers.paymentA.url,
+      baseUrl: urls.paymentA,
       timeouts: { connect: timeouts.connect, read: timeouts.paymentRead },
       retry: false
     }),
     Client.layer({
       dependency: "payment-b",
-      baseUrl: servers.paymentB.url,
+      baseUrl: urls.paymentB,
       timeouts: { connect: timeouts.connect, read: timeouts.paymentRead },
       retry: false
     }),
     Client.layer({
       dependency: "shipping",
-      baseUrl: servers.shipping.url,
+      baseUrl: urls.shipping,
       timeouts: { connect: timeouts.connect, read: timeouts.shippingRead },
       retry
     }),
     // Notifications: a short timeout and no retries of its own; the outbox relay retries.
     Client.layer({
       dependency: "notification",
-      baseUrl: servers.notification.url,
+      baseUrl: urls.notification,
       timeouts: { connect: timeouts.connect, read: timeouts.notificationRead },
       retry: false
     })

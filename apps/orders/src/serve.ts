@@ -1,0 +1,4 @@
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Standalone from "./Standalone.js"
+
+NodeRuntime.runMain(Standalone.program)
