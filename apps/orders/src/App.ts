@@ -17,6 +17,7 @@ import * as Database from "./Database.js"
 import * as Gateways from "./Gateways.js"
 import * as Notifications from "./Notifications.js"
 import { Orders } from "./Orders.js"
+import * as Shedding from "./Shedding.js"
 import { OrdersHttp } from "./orders/Http.js"
 import * as Idempotency from "./orders/Idempotency.js"
 import { OrdersRepo } from "./orders/Repo.js"
@@ -49,6 +50,7 @@ const Core = Layer.mergeAll(Orders.layer, StuckOrders.layer).pipe(
 
 export const layer = HttpApiBuilder.serve(Idempotency.middleware).pipe(
   Layer.provide(ApiLive),
+  Layer.provideMerge(Shedding.layer),
   Layer.provideMerge(HttpServerLive),
   Layer.provideMerge(Notifications.layerRelay),
   Layer.provideMerge(Core)

@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import type * as Shedding from "./Shedding.js"
 
 export interface Settings {
   /** The SQLite file: orders, the saga journal, the outbox and the idempotency keys. */
@@ -67,6 +68,8 @@ export interface Settings {
    * (401). Never a constant: from `ADMIN_TOKEN`, or `generateAdminToken`.
    */
   readonly adminToken: Redacted.Redacted | undefined
+  /** `POST /orders`'s rate limiter and bulkhead (`Shedding.Options`); `undefined`: their defaults. */
+  readonly shedding?: Shedding.Input | undefined
 }
 
 export class OrdersConfig extends Context.Tag("@breakwater/orders/OrdersConfig")<OrdersConfig, Settings>() {}
