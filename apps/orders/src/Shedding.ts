@@ -170,11 +170,11 @@ const make = Effect.gen(function*() {
   type Answered = readonly [outcome: keyof Counts | undefined, response: HttpServerResponse.HttpServerResponse]
   const admit = <R>(handle: Effect.Effect<HttpServerResponse.HttpServerResponse, never, R>) =>
     Effect.gen(function*() {
+      yield* rateLimiter.take()
       const request = yield* HttpServerRequest.HttpServerRequest
       const key = request.headers["idempotency-key"]?.trim() ?? ""
       // No key: the API answers 400 without placing anything. A replay places nothing either.
       const places = key !== "" && Option.isNone(yield* Effect.orDie(repo.findByKey(key)))
-      yield* rateLimiter.take()
       return ["admitted", yield* places ? withPermit(key, handle) : handle] satisfies Answered as Answered
     }).pipe(
       Effect.catchTags({

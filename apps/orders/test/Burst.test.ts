@@ -1,4 +1,7 @@
+import * as Client from "@breakwater/http/Client"
 import { describe, expect, it } from "@effect/vitest"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
@@ -8,6 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Burst from "../src/burst/Scene.js"
 import * as Config from "../src/Config.js"
+import { OrderView } from "../src/Domain.js"
 import { Downstreams } from "../src/Downstreams.js"
 import * as Invariants from "../src/Invariants.js"
 import { Orders } from "../src/Orders.js"
@@ -36,19 +40,82 @@ describe("Shedding options", () => {
     }))
 })
 
+const tempDatabase = Effect.map(
+  Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-orders-burst-"))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  ),
+  (dir) => path.join(dir, "orders.db")
+)
+
+describe("the door of POST /orders", () => {
+  it.live("a permit is held until the order leaves PENDING; a replay needs none; an empty bucket answers 429 with Retry-After", () =>
+    Effect.gen(function*() {
+      const tour = Config.tour()
+      const settings = Config.tour({
+        database: yield* tempDatabase,
+        timeouts: { ...tour.timeouts, shippingRead: Duration.seconds(20), paymentRead: Duration.seconds(3) },
+        // four tokens a minute (one every 15 s), one order in flight
+        shedding: { rateLimit: { limit: 4, period: "1 minute" }, bulkhead: { maxConcurrent: 1, checkEvery: "50 millis" } }
+      })
+      yield* Effect.gen(function*() {
+        const servers = yield* Downstreams
+        const shedding = yield* Shedding.Shedding
+        const address = (yield* HttpServer.HttpServer).address
+        const baseUrl = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : ""
+        const api = yield* Client.make({ dependency: "customer", baseUrl, retry: false, circuitBreaker: false })
+        const post = (key: string) =>
+          HttpClientRequest.post("/orders").pipe(
+            HttpClientRequest.bodyUnsafeJson({ sku: "kite", quantity: 1, amount: 700 }),
+            HttpClientRequest.setHeader("idempotency-key", key),
+            api.execute,
+            Effect.flatMap(api.json(OrderView))
+          )
+        yield* servers.shipping.setFaults({ latency: { type: "fixed", delay: "2 seconds" } })
+
+        const a = yield* post("door-a")
+        expect((yield* shedding.bulkhead.stats).inFlight).toBe(1)
+        const b = yield* Effect.flip(post("door-b"))
+        expect(b._tag === "StatusError" && b.status).toBe(503)
+        expect(b._tag === "StatusError" && JSON.parse(b.body)).toMatchObject({ error: "BulkheadFull", limit: "max-concurrent" })
+        // the same key again: the same order, no permit needed
+        const replay = yield* post("door-a")
+        expect(replay.order.id).toBe(a.order.id)
+
+        // a's saga finishes (shipping answers after 2 s); its permit is given back
+        while ((yield* api.get(`/orders/${a.order.id}`).pipe(Effect.flatMap(api.json(OrderView)))).order.state === "PENDING") {
+          yield* Effect.sleep("50 millis")
+        }
+        yield* Effect.sleep("300 millis")
+        expect((yield* shedding.bulkhead.stats).inFlight).toBe(0)
+        const c = yield* post("door-c")
+        expect(c.order.state).toBe("PENDING")
+
+        // four tokens taken (a, b, the replay, c): the bucket is empty
+        const d = yield* Effect.flip(post("door-d"))
+        expect(d._tag === "StatusError" && d.status).toBe(429)
+        const retryAfter = d._tag === "StatusError" && d.retryAfter !== undefined ? Duration.toMillis(d.retryAfter) : -1
+        expect(retryAfter).toBeGreaterThanOrEqual(1000)
+        expect(retryAfter).toBeLessThanOrEqual(15_000)
+        expect(d._tag === "StatusError" && JSON.parse(d.body)).toMatchObject({ error: "RateLimited" })
+
+        const counts = yield* shedding.counts
+        expect([counts.admitted.count, counts.bulkheadFull.count, counts.rateLimited.count]).toStrictEqual([3, 1, 1])
+        const orders = yield* (yield* Orders).list()
+        expect(orders.map((o) => o.idempotencyKey).sort()).toStrictEqual(["door-a", "door-c"])
+      }).pipe(Effect.provide(Tour.layer(settings)))
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error)), { timeout: 120_000 })
+})
+
 // The burst against the whole service in process, over real HTTP. Shipping
 // answers after 6 s, so the bulkhead's five orders stay in flight for the
 // whole burst.
 describe("the burst scene", () => {
   it.live("sheds what is over capacity with 429 and 503, at once; every admitted order finishes", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-orders-burst-"))),
-        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-      )
       const tour = Config.tour()
       const settings = Config.tour({
-        database: path.join(dir, "orders.db"),
+        database: yield* tempDatabase,
         timeouts: { ...tour.timeouts, shippingRead: Duration.seconds(20), paymentRead: Duration.seconds(3) },
         shedding: { rateLimit: { limit: 20, period: "10 seconds" }, bulkhead: { maxConcurrent: 5 } }
       })
