@@ -124,6 +124,8 @@ export const tour = (overrides: Partial<Settings> = {}): Settings => ({
     halfOpenCalls: 1
   },
   stuck: { after: Duration.seconds(1), interval: Duration.millis(500) },
+  // A burst of 5 x 20 requests in scene 10, and at most 5 orders in flight.
+  shedding: { rateLimit: { limit: 20 }, bulkhead: { maxConcurrent: 5 } },
   ...overrides
 })
 

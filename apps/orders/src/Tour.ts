@@ -27,7 +27,9 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { NeedsAttentionList, PendingPaymentList, SagaAction } from "./admin/Api.js"
 import * as App from "./App.js"
+import * as BurstScene from "./burst/Scene.js"
 import * as Config from "./Config.js"
+import * as CrashScene from "./crash/Scene.js"
 import type { OrderId } from "./Domain.js"
 import { OrderView } from "./Domain.js"
 import * as Downstreams from "./Downstreams.js"
@@ -402,9 +404,38 @@ export const scenes = Effect.gen(function*() {
   yield* sagaSteps(stuck.order.id)
 
   // ---------------------------------------------------------------------------
-  yield* scene("Invariants", "Read from the downstreams' ledgers, for every order the API lists.")
+  yield* scene(
+    "9. The service is killed mid-saga",
+    "The service runs as its own process (serve.ts) on a SQLite file of its own; the downstreams stay in this\n" +
+      "process, so their ledgers outlive it. Shipping is slowed, an order is placed, and the process is killed\n" +
+      "with SIGKILL while the shipment is in flight. A new process on the same file resumes the saga from its\n" +
+      "journal: the reserve and the charge are not sent again, the shipment is re-sent with the same key."
+  )
+  const crash = yield* CrashScene.scene()
+  sceneOrders["9"] = { orderId: crash.order.id, state: crash.state }
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "10. A burst above capacity",
+    "Five times the rate limiter's burst of POST /orders at once: the rate limiter answers 429 with Retry-After,\n" +
+      "the bulkhead on the orders in flight answers 503 once it is full, both at once and without work; every\n" +
+      "admitted order finishes."
+  )
+  const burst = yield* BurstScene.scene()
+  burst.accepted.forEach((order, i) => {
+    sceneOrders[`10.${i + 1}`] = { orderId: order.id, state: order.state }
+  })
+  // Their notifications go through the outbox after the orders confirm; the invariants count them.
+  yield* Effect.forEach(burst.accepted.filter((o) => o.state === "CONFIRMED"), (o) => notified(o.id), { discard: true })
+  yield* say(`their notifications delivered, each through the outbox`)
+
+  // ---------------------------------------------------------------------------
+  yield* scene(
+    "Invariants",
+    "Read from the downstreams' ledgers, for every order the API lists (and scene 9's, in its own file)."
+  )
   const all = yield* api.get("/orders").pipe(Effect.flatMap(api.json(OrderList)))
-  const checks = yield* Invariants.check(servers, all.orders)
+  const checks = [...(yield* Invariants.check(servers, all.orders)), crash.check]
   for (const c of checks) {
     const { charged, notified: n, refunded, released, reserved } = c.counts
     yield* say(

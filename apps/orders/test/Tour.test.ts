@@ -62,6 +62,14 @@ describe("the order service tour", () => {
         shipped: 0,
         notified: 0
       })
-      expect(report.checks).toHaveLength(13)
+      // 9: killed mid-saga, resumed by a new process: CONFIRMED, each side effect once (its check is among the checks).
+      expect(report.scenes["9"]?.state).toBe("CONFIRMED")
+      expect(report.checks.find((c) => c.orderId === report.scenes["9"]!.orderId)?.ok).toBe(true)
+      // 10: the burst: some admitted, each admitted order finished and confirmed.
+      const burst = Object.entries(report.scenes).filter(([n]) => n.startsWith("10."))
+      expect(burst.length).toBeGreaterThan(0)
+      for (const [, o] of burst) expect(o.state).toBe("CONFIRMED")
+      // 13 orders of scenes 1-8, scene 9's, and the burst's.
+      expect(report.checks).toHaveLength(13 + 1 + burst.length)
     }).pipe(Effect.scoped), { timeout: 240_000 })
 })

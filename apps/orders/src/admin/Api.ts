@@ -156,6 +156,17 @@ export class UnknownDeadLetter extends Schema.TaggedError<UnknownDeadLetter>()(
   HttpApiSchema.annotations({ status: 404 })
 ) {}
 
+/**
+ * The downstreams' chaos controls are not in this process: they are when the
+ * service runs in the tour's process (or a test's), not when it was started on
+ * its own with the downstreams' URLs (`serve.ts`).
+ */
+export class ChaosUnavailable extends Schema.TaggedError<ChaosUnavailable>()(
+  "ChaosUnavailable",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
 /** A fault profile the chaos server refused. */
 export class InvalidFaults extends Schema.TaggedError<InvalidFaults>()(
   "InvalidFaults",
@@ -183,11 +194,12 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .addSuccess(BreakerView)
       .addError(UnknownBreaker)
   )
-  .add(HttpApiEndpoint.get("chaos", "/chaos").addSuccess(ChaosList))
+  .add(HttpApiEndpoint.get("chaos", "/chaos").addSuccess(ChaosList).addError(ChaosUnavailable))
   .add(
     HttpApiEndpoint.get("chaosOf", "/chaos/:downstream")
       .setPath(Schema.Struct({ downstream: DownstreamName }))
       .addSuccess(ChaosView)
+      .addError(ChaosUnavailable)
   )
   .add(
     HttpApiEndpoint.put("setChaos", "/chaos/:downstream")
@@ -195,6 +207,7 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .setPayload(FaultProfile)
       .addSuccess(ChaosView)
       .addError(InvalidFaults)
+      .addError(ChaosUnavailable)
   )
   .add(HttpApiEndpoint.get("needsAttention", "/needs-attention").addSuccess(NeedsAttentionList))
   .add(

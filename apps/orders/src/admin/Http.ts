@@ -25,6 +25,7 @@ import {
   BreakerList,
   BreakerView,
   ChaosList,
+  ChaosUnavailable,
   ChaosView,
   DeadLetter,
   DeadLetterList,
@@ -65,22 +66,34 @@ const describe = (value: unknown): string => {
 export const AdminHttp = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function*() {
     const breakers = yield* Breakers
-    const servers = yield* Downstreams
+    // In the tour's process (or a test's); a service started on its own (serve.ts) has only their URLs.
+    const servers = yield* Effect.serviceOption(Downstreams)
     const repo = yield* OrdersRepo
     const { charge, saga } = yield* OrderSaga
     const outbox = yield* Outbox.Outbox
     const engine = yield* Effect.context<WorkflowEngine | SagaIndex.SagaIndex>()
 
-    const byName: Record<DownstreamName, ChaosServer.ChaosServer> = {
-      inventory: servers.inventory,
-      "payment-a": servers.paymentA,
-      "payment-b": servers.paymentB,
-      shipping: servers.shipping,
-      notification: servers.notification
-    }
+    const downstreamNames: ReadonlyArray<DownstreamName> = ["inventory", "payment-a", "payment-b", "shipping", "notification"]
+    const serverOf = (name: DownstreamName): Effect.Effect<ChaosServer.ChaosServer, ChaosUnavailable> =>
+      Option.match(servers, {
+        onNone: () =>
+          Effect.fail(
+            new ChaosUnavailable({
+              message: "the downstreams are not in this process: this service was started with their URLs only"
+            })
+          ),
+        onSome: (s) =>
+          Effect.succeed({
+            inventory: s.inventory,
+            "payment-a": s.paymentA,
+            "payment-b": s.paymentB,
+            shipping: s.shipping,
+            notification: s.notification
+          }[name])
+      })
     const chaosView = (name: DownstreamName) =>
       Effect.gen(function*() {
-        const server = byName[name]
+        const server = yield* serverOf(name)
         return new ChaosView({ name, url: server.url, up: yield* server.isUp, faults: toJson(yield* server.faults) })
       })
 
@@ -142,13 +155,16 @@ export const AdminHttp = HttpApiBuilder.group(Api, "admin", (handlers) =>
       // Chaos
       .handle("chaos", () =>
         Effect.map(
-          Effect.forEach(Object.keys(byName) as Array<DownstreamName>, chaosView),
+          Effect.forEach(downstreamNames, chaosView),
           (downstreams) => new ChaosList({ downstreams })
         ))
       .handle("chaosOf", ({ path }) => chaosView(path.downstream))
       .handle("setChaos", ({ path, payload }) =>
-        byName[path.downstream].setFaults(payload).pipe(
-          Effect.mapError((e) => new InvalidFaults({ downstream: path.downstream, field: e.field, reason: e.reason })),
+        serverOf(path.downstream).pipe(
+          Effect.flatMap((server) => server.setFaults(payload)),
+          Effect.mapError((e) =>
+            e._tag === "ChaosUnavailable" ? e : new InvalidFaults({ downstream: path.downstream, field: e.field, reason: e.reason })
+          ),
           Effect.zipRight(chaosView(path.downstream))
         ))
       // Needs attention
