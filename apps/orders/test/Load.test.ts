@@ -1,0 +1,100 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Load from "../src/load/Load.js"
+import * as Report from "../src/load/Report.js"
+
+const keys = [
+  "case",
+  "impl",
+  "successRate",
+  "p50Ms",
+  "p99Ms",
+  "callsPerOrder",
+  "downstreamCallsPerOrder",
+  "invariantsOk"
+] as const
+
+// A small run over real sockets: 20 orders at 20/s under two profiles, the
+// service and the naive client. No timing assertions beyond the outcome.
+describe("the load generator", () => {
+  it.live("compares the service with the naive client, from the downstreams' ledgers", () =>
+    Effect.gen(function*() {
+      // Longer timeouts than the demo's, for a loaded machine: a call timing out would add retries and status checks.
+      const settings = {
+        ...Load.settings(),
+        timeouts: {
+          connect: Duration.seconds(3),
+          inventoryRead: Duration.seconds(5),
+          paymentRead: Duration.seconds(3),
+          shippingRead: Duration.seconds(5),
+          notificationRead: Duration.seconds(3)
+        }
+      }
+      const rows = yield* Load.run({ orders: 20, rate: 20, profiles: ["healthy", "payment-a-outage"], settings })
+      expect(rows.map((r) => `${r.case}/${r.impl}`)).toEqual([
+        "healthy/breakwater",
+        "healthy/naive",
+        "payment-a-outage/breakwater",
+        "payment-a-outage/naive"
+      ])
+      for (const row of rows) {
+        for (const key of keys) expect(row).toHaveProperty(key)
+        expect(row.orders).toBe(20)
+        expect(row.successRate).toBeGreaterThanOrEqual(0)
+        expect(row.successRate).toBeLessThanOrEqual(1)
+        expect(row.p50Ms).toBeLessThanOrEqual(row.p99Ms)
+      }
+      const [healthy, healthyNaive, outage, outageNaive] = rows as unknown as [Load.Row, Load.Row, Load.Row, Load.Row]
+
+      // Healthy: every order confirmed, one charge each, reserve + charge + ship + notify reached the downstreams.
+      for (const row of [healthy, healthyNaive]) {
+        expect(row.successRate).toBe(1)
+        expect(row.invariantsOk).toBe(true)
+        expect(row.callsPerOrder).toBe(1)
+        expect(row.downstreamCallsPerOrder).toBeGreaterThanOrEqual(4)
+      }
+      expect(healthyNaive.downstreamCallsPerOrder).toBe(4)
+
+      // Payment A refuses connections: the service fails over to B and A's breaker opens, so
+      // almost every order makes one payment attempt; the naive client tries A four times first.
+      expect(outage.invariantsOk).toBe(true)
+      expect(outage.violations).toEqual([])
+      expect(outage.successRate).toBe(1)
+      expect(outage.callsPerOrder).toBeLessThanOrEqual(1.1)
+      expect(outage.transitions).toContain("payments/payment-a: Closed -> Open")
+      // One charge at B per order; at A, the calls that opened its breaker (5) and a probe or two.
+      const attemptsAtA = Math.round(outage.paymentAttemptsPerOrder * outage.orders) - outage.orders
+      expect(attemptsAtA).toBeGreaterThanOrEqual(5)
+      expect(attemptsAtA).toBeLessThanOrEqual(10)
+      expect(outageNaive.paymentAttemptsPerOrder).toBe(5)
+      expect(outageNaive.retries).toBeGreaterThanOrEqual(60)
+      expect(outageNaive.paymentAttemptsPerOrder).toBeGreaterThan(outage.paymentAttemptsPerOrder)
+      // None of the naive client's attempts at A reached it: the ledgers hold B's charge only.
+      expect(outageNaive.callsPerOrder).toBe(1)
+
+      // The JSON file and the table.
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-load-test-")), "out", "demo-load.json")
+      yield* Report.write(file, rows)
+      const written = JSON.parse(fs.readFileSync(file, "utf8")) as ReadonlyArray<Record<string, unknown>>
+      expect(written).toHaveLength(4)
+      for (const row of written) {
+        for (const key of keys) expect(row).toHaveProperty(key)
+        expect(["breakwater", "naive"]).toContain(row["impl"])
+      }
+      fs.rmSync(path.dirname(path.dirname(file)), { recursive: true, force: true })
+      expect(Report.table(rows)).toContain("payment-a-outage  breakwater")
+    }), { timeout: 120_000 })
+
+  it.effect("rejects invalid options with LoadError", () =>
+    Effect.gen(function*() {
+      const zero = yield* Effect.either(Load.run({ orders: 0, rate: 10, profiles: ["healthy"] }))
+      expect(Either.isLeft(zero) && zero.left.reason).toContain("orders")
+      const rate = yield* Effect.either(Load.run({ orders: 1, rate: 0, profiles: ["healthy"] }))
+      expect(Either.isLeft(rate) && rate.left.reason).toContain("rate")
+    }))
+})
