@@ -1,8 +1,8 @@
 /**
  * `pnpm demo:load`: the load generator's command line.
  *
- *   --orders, -n   orders per run (default 200)
- *   --rate, -r     orders started per second (default 50)
+ *   --orders, -n   orders per run (default 100)
+ *   --rate, -r     orders started per second (default 5)
  *   --profile, -p  healthy | payment-a-outage | slow-payment | flaky-shipping | all (default all)
  *   --output, -o   the JSON results (default bench/results/demo-load.json at the repository root)
  */
@@ -34,14 +34,14 @@ export const defaultOutput: string = path.resolve(
 const orders = Options.integer("orders").pipe(
   Options.withAlias("n"),
   Options.withSchema(Schema.Int.pipe(Schema.positive())),
-  Options.withDefault(200),
+  Options.withDefault(100),
   Options.withDescription("orders per run")
 )
 
 const rate = Options.float("rate").pipe(
   Options.withAlias("r"),
   Options.withSchema(Schema.Number.pipe(Schema.positive(), Schema.finite())),
-  Options.withDefault(50),
+  Options.withDefault(5),
   Options.withDescription("orders started per second")
 )
 

@@ -71,6 +71,8 @@ export interface Row {
   readonly violatingOrders: number
   /** The violations, grouped by kind, most frequent first. */
   readonly violations: ReadonlyArray<string>
+  /** Why orders failed, grouped, most frequent first. */
+  readonly failures: ReadonlyArray<string>
 }
 
 export interface Options {
@@ -145,6 +147,15 @@ const round = (x: number, digits: number) => Number(x.toFixed(digits))
 interface Outcome {
   readonly state: "CONFIRMED" | "FAILED" | "PENDING" | "REJECTED"
   readonly latencyMillis: number
+  readonly reason: string | null
+}
+
+const group = (items: ReadonlyArray<string>): Array<string> => {
+  const counts = new Map<string, number>()
+  for (const item of items) counts.set(item, (counts.get(item) ?? 0) + 1)
+  return Array.from(counts.entries())
+    .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))
+    .map(([item, n]) => `${item} (${n} order${n === 1 ? "" : "s"})`)
 }
 
 const summary = (outcomes: ReadonlyArray<Outcome>) => {
@@ -264,7 +275,9 @@ const runBreakwater = (
           headers: { "content-type": "application/json", "idempotency-key": `load-${profile}-${i}` },
           body: JSON.stringify(orderBody(i))
         }).pipe(Effect.flatMap(decodeJson(OrderView)), Effect.either)
-        if (placed._tag === "Left") return { id: null, state: "REJECTED" as const, latencyMillis: yield* since }
+        if (placed._tag === "Left") {
+          return { id: null, state: "REJECTED" as const, reason: `not accepted: ${placed.left.reason}`, latencyMillis: yield* since }
+        }
         const id = placed.right.order.id
         let order = placed.right.order
         // Polling backs off (100 ms, x1.5, at most 1 s) so that slow orders do not add load to a slow service.
@@ -277,7 +290,7 @@ const runBreakwater = (
         }
         // The final state's own timestamp (the service's Clock, in this process): polling adds no latency.
         const latencyMillis = order.state === "PENDING" ? yield* since : Math.max(0, order.updatedAt - start)
-        return { id, state: order.state, latencyMillis }
+        return { id, state: order.state, reason: order.state === "PENDING" ? "still PENDING" : order.reason, latencyMillis }
       })
 
     yield* progress.start(`${profile} / breakwater`, options.orders)
@@ -367,7 +380,8 @@ const finish = (
     transitions: calls.transitions,
     invariantsOk: violating.length === 0 && checks.length > 0,
     violatingOrders: violating.length,
-    violations: Checks.summarize(checks)
+    violations: Checks.summarize(checks),
+    failures: group(outcomes.flatMap((o) => o.state === "CONFIRMED" || o.reason === null ? [] : [o.reason]))
   })
 }
 

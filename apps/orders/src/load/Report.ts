@@ -82,6 +82,7 @@ export const table = (rows: ReadonlyArray<Row>): string => {
   const out = [line(columns.map(([title]) => title)), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)]
   for (const row of rows) {
     if (row.transitions.length > 0) out.push(`${row.case} / ${row.impl}: breakers ${row.transitions.join("; ")}`)
+    for (const failure of row.failures) out.push(`${row.case} / ${row.impl}: failed: ${failure}`)
     for (const violation of row.violations) out.push(`${row.case} / ${row.impl}: VIOLATED ${violation}`)
   }
   return out.join("\n")
