@@ -19,7 +19,7 @@ const keys = [
   "invariantsOk"
 ] as const
 
-// A small run over real sockets: 20 orders at 20/s under two profiles, the
+// Small runs over real sockets (20 orders, under the service's capacity on a loaded 2-core machine), the
 // service and the naive client. No timing assertions beyond the outcome.
 describe("the load generator", () => {
   it.live("compares the service with the naive client, from the downstreams' ledgers", () =>
@@ -35,7 +35,7 @@ describe("the load generator", () => {
           notificationRead: Duration.seconds(3)
         }
       }
-      const rows = yield* Load.run({ orders: 20, rate: 20, profiles: ["healthy", "payment-a-outage"], settings })
+      const rows = yield* Load.run({ orders: 20, rate: 10, profiles: ["healthy", "payment-a-outage"], settings })
       expect(rows.map((r) => `${r.case}/${r.impl}`)).toEqual([
         "healthy/breakwater",
         "healthy/naive",
@@ -88,6 +88,33 @@ describe("the load generator", () => {
       }
       fs.rmSync(path.dirname(path.dirname(file)), { recursive: true, force: true })
       expect(Report.table(rows)).toContain("payment-a-outage  breakwater")
+    }), { timeout: 120_000 })
+
+  it.live("counts the naive client's repeated charges from the ledgers when payment A is slow", () =>
+    Effect.gen(function*() {
+      // Payment read 2 s (A's late charges answer after 4 s), the other timeouts longer, for a loaded machine.
+      const base = Load.settings()
+      const settings = {
+        ...base,
+        timeouts: {
+          connect: Duration.seconds(3),
+          inventoryRead: Duration.seconds(5),
+          paymentRead: Duration.seconds(2),
+          shippingRead: Duration.seconds(5),
+          notificationRead: Duration.seconds(3)
+        }
+      }
+      const [service, naive] = (yield* Load.run({ orders: 20, rate: 5, profiles: ["slow-payment"], settings })) as unknown as [
+        Load.Row,
+        Load.Row
+      ]
+      // The naive client timed out and charged again without a key; A made every charge.
+      expect(naive.invariantsOk).toBe(false)
+      expect(naive.violations.some((v) => /^CONFIRMED: charged [2-9]/.test(v))).toBe(true)
+      expect(naive.callsPerOrder).toBeGreaterThan(1)
+      // The service settled each late charge with the status check: every order charged once.
+      expect(service.violations).toEqual([])
+      expect(service.invariantsOk).toBe(true)
     }), { timeout: 120_000 })
 
   it.effect("rejects invalid options with LoadError", () =>
