@@ -7,7 +7,6 @@
  * downstreams' ledgers; the invariants are checked for both.
  */
 import type * as ChaosServer from "@breakwater/chaos/ChaosServer"
-import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -248,7 +247,7 @@ const runBreakwater = (
 
     const transitions: Array<string> = []
     for (const breaker of Context.get(context, Breakers).values()) {
-      const events = yield* (breaker as CircuitBreaker.CircuitBreaker).subscribe
+      const events = yield* breaker.subscribe
       yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(events), (event) =>
         Effect.sync(() => {
           if (event._tag === "StateChanged") transitions.push(`${event.dependency}: ${event.from} -> ${event.to}`)
