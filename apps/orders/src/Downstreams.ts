@@ -152,11 +152,19 @@ export const make = Effect.gen(function*() {
   return { inventory, paymentA, paymentB, shipping, notification } satisfies Servers
 })
 
-/** The servers, and their URLs for the service's clients (`DownstreamUrls`). */
-export const layer = Layer.effect(DownstreamUrls, Effect.map(Downstreams, (s) => ({
+const urlsOf = (s: Servers) => ({
   inventory: s.inventory.url,
   paymentA: s.paymentA.url,
   paymentB: s.paymentB.url,
   shipping: s.shipping.url,
   notification: s.notification.url
-}))).pipe(Layer.provideMerge(Layer.scoped(Downstreams, make)))
+})
+
+/** The servers, and their URLs for the service's clients (`DownstreamUrls`). */
+export const layer = Layer.effect(DownstreamUrls, Effect.map(Downstreams, urlsOf)).pipe(
+  Layer.provideMerge(Layer.scoped(Downstreams, make))
+)
+
+/** Servers already running (a load run's, a test's), and their URLs. */
+export const layerOf = (servers: Servers): Layer.Layer<Downstreams | DownstreamUrls> =>
+  Layer.merge(Layer.succeed(Downstreams, servers), Layer.succeed(DownstreamUrls, urlsOf(servers)))

@@ -104,6 +104,9 @@ export const settings = (): Config.Settings => {
     ...tour,
     timeouts: { ...tour.timeouts, paymentRead: Duration.seconds(1), notificationRead: Duration.seconds(1) },
     statusChecks: { times: 3, spacing: Duration.millis(500) },
+    // The API's own shedding at its defaults (100 orders per second, 50 in flight), not the tour's
+    // burst-scene limits: the load is measured against the downstreams, not against the door.
+    shedding: undefined,
     paymentBreaker: {
       window: { _tag: "count", size: 10 },
       minimumCalls: 5,
@@ -239,7 +242,7 @@ const runBreakwater = (
 ) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
-      App.layer.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(Downstreams.Downstreams, servers), Config.layer(settings))))
+      App.layer.pipe(Layer.provide(Layer.mergeAll(Downstreams.layerOf(servers), Config.layer(settings))))
     )
     const address = Context.get(context, HttpServer.HttpServer).address
     if (address._tag !== "TcpAddress") return yield* new LoadError({ reason: "the service is not on a TCP port" })
