@@ -117,9 +117,11 @@ export interface Relay {
  * With `background: false` there is no loop (nor pruning, nor listening):
  * call `runOnce` yourself.
  *
- * When the scope closes, the loop is interrupted: messages being published
- * finish or are interrupted, their claims are given back, and outcomes
- * already known are written.
+ * When the scope closes (or `stop` runs) mid-batch, the publishes in flight
+ * get `shutdownGrace` (default none) to end and are then interrupted; one
+ * transaction, on rows this relay still holds, writes the outcomes known and
+ * gives back the claims of the other messages of the batch, so another relay
+ * takes them at once instead of after the lease.
  *
  * @since 0.1.0
  * @category Constructors

@@ -50,6 +50,7 @@ export const RelayOptions = Schema.Struct({
     { default: () => ({ keep: Duration.days(7), every: Duration.hours(1) }) }
   ),
   relayId: Schema.optional(Schema.NonEmptyString),
+  shutdownGrace: Schema.optionalWith(Options.NonNegativeDuration, { default: () => Duration.zero }),
   background: Schema.optionalWith(Schema.Boolean, { default: () => true })
 }).pipe(
   Schema.filter((o) =>
@@ -211,10 +212,29 @@ export const make = (
         }
       }).pipe(Effect.mapError((error) => new OutboxError({ operation: "settle", reason: error.message })))
 
-    /** Gives back the claims of messages this relay will not publish (interrupted before publishing). */
-    const release = (ids: ReadonlyArray<string>) =>
-      ids.length === 0 ? Effect.void : sql`UPDATE ${table} SET claimed_by = NULL, claimed_until = NULL
-        WHERE ${sql.in("id", ids)} AND claimed_by = ${relayId} AND status = 'pending'`.pipe(Effect.ignore)
+    const graceful = Duration.greaterThan(options.shutdownGrace, Duration.zero)
+
+    /**
+     * An interrupted batch: the publishes still running get `shutdownGrace` to end, the rest are
+     * interrupted; then one settle (one transaction, only on rows this relay holds) writes the outcomes
+     * known and gives back the claims of every message without one, so another relay takes them at once.
+     */
+    const shutdown = (
+      publishing: Fiber.RuntimeFiber<ReadonlyArray<Outcome>>,
+      batch: ReadonlyArray<Outbox.Message>,
+      known: ReadonlyArray<Outcome>
+    ) =>
+      Effect.gen(function*() {
+        if (graceful) {
+          yield* Effect.interruptible(Fiber.await(publishing)).pipe(Effect.timeout(options.shutdownGrace), Effect.ignore)
+        }
+        yield* Fiber.interrupt(publishing)
+        const ids = new Set(known.map((o) => o.message.id))
+        const unpublished = batch.filter((m) => !ids.has(m.id)).map((message): Outcome => ({ _tag: "Skipped", message }))
+        yield* settle([...known, ...unpublished]).pipe(
+          Effect.catchAll((error) => PubSub.publish(events, { _tag: "RelayFailed", error: error.message }))
+        )
+      })
 
     const runOnce: Effect.Effect<Relay.BatchResult, OutboxError> = Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
@@ -222,10 +242,21 @@ export const make = (
         // the rows it claimed held until their lease ends, unknown to this relay.
         const { leaseEnd, messages: batch } = yield* claim
         if (batch.length === 0) return { claimed: 0, delivered: 0, failed: 0, skipped: 0 }
-        // Publishing is interruptible; once every outcome is in, the batch is settled whatever happens.
-        const outcomes = yield* restore(
-          Effect.forEach(batch, deliver(leaseEnd), { concurrency: options.concurrency })
-        ).pipe(Effect.onInterrupt(() => release(batch.map((m) => m.id))))
+        // Publishing is interruptible, in its own fiber; each outcome is recorded as soon as it is known. The
+        // fiber is a daemon: a child would be interrupted together with this one, before `shutdown` could give
+        // it its grace; `shutdown` interrupts it itself.
+        const known: Array<Outcome> = []
+        const publishing = yield* Effect.forkDaemon(restore(
+          Effect.forEach(
+            batch,
+            (message) => Effect.tap(deliver(leaseEnd)(message), (outcome) => Effect.sync(() => known.push(outcome))),
+            { concurrency: options.concurrency }
+          )
+        ))
+        const outcomes = yield* restore(Fiber.join(publishing)).pipe(
+          Effect.onInterrupt(() => shutdown(publishing, batch, known))
+        )
+        // Once every outcome is in, the batch is settled whatever happens.
         yield* settle(outcomes)
         const count = (tag: Outcome["_tag"]) => outcomes.filter((o) => o._tag === tag).length
         return { claimed: batch.length, delivered: count("Delivered"), failed: count("Failed"), skipped: count("Skipped") }

@@ -12,6 +12,11 @@
 //                   (attempt_seq, message_id, msg_key, n, pid); the two ordering
 //                   columns default to one shared sequence
 //   BW_SLEEP_MS     the upper bound of the publisher's random sleeps (default 25)
+//   BW_SLEEP_MIN_MS their lower bound (default 0)
+//   BW_BATCH        the relay's batchSize and concurrency (default 5)
+//   BW_LEASE_MS     the relay's lease (default 2000); BW_PUBLISH_TIMEOUT_MS its publishTimeout (default 1000)
+//   BW_POLL_MS      the relay's pollInterval (default 20)
+//   BW_GRACE_MS     the relay's shutdownGrace (default 0)
 //
 // A worker boots (modules, connection pool, outbox) and prints `WARM <pid>`,
 // then waits for a `GO` line on stdin before it starts its relay and prints
@@ -41,7 +46,13 @@ const config = {
   table: env("BW_TABLE"),
   inbox: env("BW_INBOX"),
   deliveries: env("BW_DELIVERIES"),
-  sleepMs: Number(process.env["BW_SLEEP_MS"] ?? "25")
+  sleepMs: Number(process.env["BW_SLEEP_MS"] ?? "25"),
+  sleepMinMs: Number(process.env["BW_SLEEP_MIN_MS"] ?? "0"),
+  batch: Number(process.env["BW_BATCH"] ?? "5"),
+  leaseMs: Number(process.env["BW_LEASE_MS"] ?? "2000"),
+  publishTimeoutMs: Number(process.env["BW_PUBLISH_TIMEOUT_MS"] ?? "1000"),
+  pollMs: Number(process.env["BW_POLL_MS"] ?? "20"),
+  graceMs: Number(process.env["BW_GRACE_MS"] ?? "0")
 }
 
 const PgLive = Layer.orDie(PgClient.layer({ url: Redacted.make(config.pgUrl), maxConnections: 12 }))
@@ -61,7 +72,7 @@ const go = Effect.async<void>((resume) => {
 })
 process.stdin.on("end", () => process.exit(0))
 
-const pause = Effect.flatMap(Random.nextIntBetween(0, config.sleepMs + 1), (ms) => Effect.sleep(Duration.millis(ms)))
+const pause = Effect.flatMap(Random.nextIntBetween(config.sleepMinMs, config.sleepMs + 1), (ms) => Effect.sleep(Duration.millis(ms)))
 
 const program = Effect.gen(function*() {
   const pg = yield* PgClient.PgClient
@@ -93,11 +104,12 @@ const program = Effect.gen(function*() {
     background: true,
     // few heads per relay: a killed relay's claims hold its keys back for a lease,
     // and the other relays keep working on the other keys meanwhile
-    batchSize: 5,
-    concurrency: 5,
-    pollInterval: "20 millis",
-    lease: "2 seconds",
-    publishTimeout: "1 second",
+    batchSize: config.batch,
+    concurrency: config.batch,
+    pollInterval: Duration.millis(config.pollMs),
+    lease: Duration.millis(config.leaseMs),
+    publishTimeout: Duration.millis(config.publishTimeoutMs),
+    shutdownGrace: Duration.millis(config.graceMs),
     backoff: { _tag: "constant", delay: "50 millis" },
     retention: false,
     listen: (channel) => pg.listen(channel)
