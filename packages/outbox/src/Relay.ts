@@ -46,15 +46,20 @@ export type Options = typeof Options.Type
 /**
  * What `make` and `layer` take: the options, the publisher, and on
  * PostgreSQL a `listen` for the wake-up hint (`(channel) => pg.listen(channel)`
- * with `PgClient` from `@effect/sql-pg`). The stream is re-opened after it
- * fails or ends, every `pollInterval`.
+ * with `PgClient` from `@effect/sql-pg`). The connection is checked by a
+ * heartbeat (a `pg_notify` on the channel that must come back on the stream
+ * within `listenTimeout`, every `listenHeartbeat`); a stream that fails, ends
+ * or misses a heartbeat is re-opened after `listenBackoff`, and the relay
+ * polls once as soon as the new connection is confirmed.
  *
  * @since 0.1.0
  * @category Options
  */
-export interface Input extends Omit<typeof Options.Encoded, "backoff"> {
+export interface Input extends Omit<typeof Options.Encoded, "backoff" | "listenBackoff"> {
   readonly publisher: Publisher.Publisher
   readonly backoff?: Backoff.Input | undefined
+  /** The waits between attempts to re-open a lost `listen` connection. */
+  readonly listenBackoff?: Backoff.Input | undefined
   readonly listen?: ((channel: string) => Stream.Stream<unknown, unknown>) | undefined
 }
 
@@ -90,6 +95,10 @@ export type RelayEvent =
   }
   | { readonly _tag: "DeadLettered"; readonly id: string; readonly attempts: number; readonly error: string }
   | { readonly _tag: "RelayFailed"; readonly error: string }
+  /** The `listen` connection is confirmed by a heartbeat round trip; `reconnect` after one was lost. */
+  | { readonly _tag: "ListenerConnected"; readonly reconnect: boolean }
+  /** The `listen` stream failed or ended, or a heartbeat did not come back in time. */
+  | { readonly _tag: "ListenerLost"; readonly error: string }
 
 /**
  * @since 0.1.0

@@ -2,6 +2,7 @@ import * as Outbox from "@breakwater/outbox/Outbox"
 import * as Publisher from "@breakwater/outbox/Publisher"
 import * as Relay from "@breakwater/outbox/Relay"
 import { PgClient } from "@effect/sql-pg"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
@@ -9,10 +10,13 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 
 const pgUrl = process.env["BREAKWATER_PG_URL"]
 const pg = pgUrl === undefined ? describe.skip : describe
@@ -146,4 +150,79 @@ pg("relays on PostgreSQL", () => {
       yield* Deferred.await(delivered).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "no wake-up" }))
       expect((yield* memory.delivered).length).toBe(1)
     }).pipe(Effect.provide(PgLive)))
+
+  it.scopedLive("a LISTEN connection cut by pg_terminate_backend is re-opened, and a message committed after the cut is delivered at once", () =>
+    Effect.gen(function*() {
+      const table = freshTable()
+      const outbox = yield* Outbox.make({ table, channel: table })
+      const client = yield* PgClient.PgClient
+      const sql = yield* SqlClient.SqlClient
+      const memory = yield* Publisher.memory
+      const relay = yield* Relay.make({
+        publisher: memory,
+        // Polling alone would take a minute: every delivery below comes from the listener.
+        pollInterval: "60 seconds",
+        listen: (channel) => client.listen(channel),
+        listenHeartbeat: "200 millis",
+        listenTimeout: "500 millis"
+      }).pipe(Effect.provideService(Outbox.Outbox, outbox))
+      const events = yield* relay.subscribe
+      const next = (tag: Relay.RelayEvent["_tag"]) =>
+        Effect.gen(function*() {
+          while (true) {
+            const event = yield* Queue.take(events)
+            if (event._tag === tag) return event
+          }
+        }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => `no ${tag} event` }))
+      expect(yield* next("ListenerConnected")).toStrictEqual({ _tag: "ListenerConnected", reconnect: false })
+      const reconnects = Metric.counter("breakwater_outbox_listener_reconnects_total", {
+        description: "LISTEN connections re-established after one was lost",
+        incremental: true
+      }).pipe(
+        Metric.tagged("outbox", table)
+      )
+      expect((yield* Metric.value(reconnects)).count).toBe(0)
+
+      // Cut the listening connection: its last statement is the LISTEN on this test's channel.
+      const [backend] = yield* sql<{ readonly pid: number }>`SELECT pid FROM pg_stat_activity
+        WHERE query = ${`LISTEN "${table}"`} AND pid <> pg_backend_pid()`
+      expect(backend).toBeDefined()
+      yield* sql`SELECT pg_terminate_backend(${backend!.pid})`
+      const cut = performance.now()
+      // Committed while no connection listens: its notification is lost.
+      yield* outbox.sql.withTransaction(outbox.publish(Event, { key: "k", payload: { key: "k", n: 1 }, id: "after-cut" }))
+
+      const lost = yield* next("ListenerLost")
+      expect(lost).toMatchObject({ _tag: "ListenerLost" })
+      expect(yield* next("ListenerConnected")).toStrictEqual({ _tag: "ListenerConnected", reconnect: true })
+      // The relay polled once on reconnecting: the message is delivered, far sooner than the poll interval.
+      while ((yield* memory.delivered).length < 1) {
+        expect(performance.now() - cut).toBeLessThan(10_000)
+        yield* Effect.sleep("10 millis")
+      }
+      expect((yield* memory.delivered).map((m) => m.id)).toStrictEqual(["after-cut"])
+      expect((yield* Metric.value(reconnects)).count).toBe(1)
+      // The new connection is the one that wakes the relay now.
+      const [fresh] = yield* sql<{ readonly pid: number }>`SELECT pid FROM pg_stat_activity
+        WHERE query = ${`LISTEN "${table}"`} AND pid <> pg_backend_pid()`
+      expect(fresh!.pid).not.toBe(backend!.pid)
+      const sent = performance.now()
+      yield* outbox.sql.withTransaction(outbox.publish(Event, { key: "k", payload: { key: "k", n: 2 }, id: "on-new-connection" }))
+      while ((yield* memory.delivered).length < 2) {
+        expect(performance.now() - sent).toBeLessThan(10_000)
+        yield* Effect.sleep("10 millis")
+      }
+      expect((yield* memory.delivered).map((m) => m.id)).toStrictEqual(["after-cut", "on-new-connection"])
+    }).pipe(Effect.provide(PgLive)), 60_000)
+
+  it.effect("listen on SQLite is an InvalidOptionsError naming listen", () =>
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.make()
+      const error = yield* Relay.make({ publisher: yield* Publisher.memory, listen: () => Stream.never }).pipe(
+        Effect.provideService(Outbox.Outbox, outbox),
+        Effect.scoped,
+        Effect.flip
+      )
+      expect(error).toMatchObject({ _tag: "InvalidOptionsError", policy: "Relay", field: "listen" })
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" }))))
 })

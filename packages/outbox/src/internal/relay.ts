@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Outbox from "../Outbox.js"
 import type * as Relay from "../Relay.js"
+import * as Listener from "./listener.js"
 import { OutboxError, OutboxTag, type Row, toMessage, uuid } from "./outbox.js"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
@@ -50,6 +51,18 @@ export const RelayOptions = Schema.Struct({
     { default: () => ({ keep: Duration.days(7), every: Duration.hours(1) }) }
   ),
   relayId: Schema.optional(Schema.NonEmptyString),
+  listenHeartbeat: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.seconds(10) }),
+  listenTimeout: Schema.optionalWith(Options.PositiveDuration, { default: () => Duration.seconds(5) }),
+  listenBackoff: Schema.optionalWith(Backoff.Options, {
+    default: () =>
+      Backoff.Exponential.make({
+        _tag: "exponential",
+        base: Duration.millis(100),
+        factor: 2,
+        cap: Duration.seconds(10),
+        jitter: "none"
+      })
+  }),
   shutdownGrace: Schema.optionalWith(Options.NonNegativeDuration, { default: () => Duration.zero }),
   background: Schema.optionalWith(Schema.Boolean, { default: () => true })
 }).pipe(
@@ -78,6 +91,13 @@ export const metrics = {
     description: "Messages moved to the dead-letter state",
     incremental: true
   }),
+  listenerReconnects: Metric.counter("breakwater_outbox_listener_reconnects_total", {
+    description: "LISTEN connections re-established after one was lost",
+    incremental: true
+  }),
+  listenerConnected: Metric.gauge("breakwater_outbox_listener_connected", {
+    description: "1 while the relay's LISTEN connection is confirmed by its heartbeat, else 0"
+  }),
   publishLatency: Metric.timerWithBoundaries("breakwater_outbox_publish_latency", [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000])
 }
 
@@ -99,6 +119,14 @@ export const make = (
     const { listen: _listen, publisher, ...data } = input
     const options = yield* Options.decode("Relay", RelayOptions, data)
     const outbox = yield* OutboxTag
+    if (input.listen !== undefined && outbox.dialect !== "pg") {
+      return yield* new Options.InvalidOptionsError({
+        policy: "Relay",
+        dependency: "",
+        field: "listen",
+        reason: "LISTEN / NOTIFY wake-ups need the outbox on PostgreSQL"
+      })
+    }
     const { sql } = outbox
     const table = sql(outbox.options.table)
     const relayId = options.relayId ?? `relay-${yield* uuid}`
@@ -301,15 +329,35 @@ export const make = (
       )
     }
 
-    // PostgreSQL: LISTEN for the commit-time notification as a hint; polling stays the backstop.
+    // PostgreSQL: LISTEN for the commit-time notification as a hint, on a connection checked by heartbeats
+    // and re-opened when lost; polling stays the backstop.
     if (options.background && input.listen !== undefined) {
-      yield* Effect.forkScoped(
-        input.listen(outbox.options.channel).pipe(
-          Stream.runForEach(() => wake.open),
-          Effect.catchAllCause(() => Effect.void),
-          Effect.repeat(Schedule.spaced(options.pollInterval))
-        )
-      )
+      const channel = outbox.options.channel
+      const heartbeatPayload = `${Listener.heartbeatPrefix}${relayId}`
+      const listenSchedule = Backoff.schedule(options.listenBackoff)
+      const connected = Metric.taggedWithLabels(metrics.listenerConnected, tags)
+      yield* Effect.forkScoped(Listener.run({
+        listen: input.listen,
+        channel,
+        sendHeartbeat: sql`SELECT pg_notify(${channel}, ${heartbeatPayload})`,
+        interval: options.listenHeartbeat,
+        timeout: options.listenTimeout,
+        backoff: (attempt) =>
+          Schedule.run(listenSchedule, 0, Array.from({ length: attempt }, () => undefined)).pipe(
+            Effect.map((delays) => Option.getOrElse(Chunk.last(delays), () => Duration.zero))
+          ),
+        onWake: wake.open,
+        onConnected: (reconnect) =>
+          Effect.gen(function*() {
+            yield* Metric.set(connected, 1)
+            if (reconnect) yield* Metric.increment(Metric.taggedWithLabels(metrics.listenerReconnects, tags))
+            yield* PubSub.publish(events, { _tag: "ListenerConnected", reconnect })
+            // Notifications sent while no connection listened are lost: poll once now.
+            yield* wake.open
+          }),
+        onLost: (error) =>
+          Effect.zipRight(Metric.set(connected, 0), PubSub.publish(events, { _tag: "ListenerLost", error }))
+      }))
     }
 
     return {
