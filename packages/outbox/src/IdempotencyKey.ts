@@ -27,6 +27,7 @@ import type * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import type * as Migrator from "@effect/sql/Migrator"
 import * as internal from "./internal/idempotencyKey.js"
 
 /**
@@ -37,7 +38,10 @@ import * as internal from "./internal/idempotencyKey.js"
  * `content-type` the one header replayed.
  *
  * - `table`: the table's name (`breakwater_idempotency_keys`), an SQL
- *   identifier; created if missing when `createTable` is true (the default).
+ *   identifier. With `createTable` (the default), building the store runs
+ *   its migrations (`migrations`) with @effect/sql's `Migrator`, tracked in
+ *   `migrationsTable` (default `<table>_migrations`); `false` leaves the
+ *   schema to your own migrator.
  * - `lease`: how long a claim holds a key before another request may take it
  *   over. Make it longer than the handler's longest run (its timeout):
  *   a handler still running when its lease ends loses its key to a retry,
@@ -339,3 +343,13 @@ export const layer: (
  */
 export const middleware: <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E, R | IdempotencyKeys> =
   internal.middleware
+
+/**
+ * The store's migrations for @effect/sql's `Migrator`, for the table named
+ * in the options; run them with a tracking table of their own and build the
+ * store with `createTable: false` (see `Outbox.migrations`).
+ *
+ * @since 0.1.0
+ * @category Migrations
+ */
+export const migrations: (input?: Input) => Migrator.Loader = internal.migrations

@@ -12,6 +12,7 @@
  * @since 0.1.0
  */
 import type * as InvalidOptions from "@breakwater/resilience/Options"
+import type * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -31,7 +32,10 @@ export type InboxError = internal.InboxError
 
 /**
  * `table`: the inbox table (default `breakwater_inbox`), a lower-case SQL
- * identifier.
+ * identifier; `createTable` (default `true`): building the inbox runs its
+ * migrations (`migrations`) with @effect/sql's `Migrator`, tracked in
+ * `migrationsTable` (default `<table>_migrations`); `false` leaves the
+ * schema to your own migrator.
  *
  * @since 0.1.0
  * @category Options
@@ -116,3 +120,13 @@ export const make: (
 export const layer: (
   input?: Input
 ) => Layer.Layer<Inbox, InvalidOptions.InvalidOptionsError | InboxError, SqlClient.SqlClient> = internal.layer
+
+/**
+ * The inbox's migrations for @effect/sql's `Migrator`, for the table named
+ * in the options; run them with a tracking table of their own and build the
+ * inbox with `createTable: false` (see `Outbox.migrations`).
+ *
+ * @since 0.1.0
+ * @category Migrations
+ */
+export const migrations: (input?: Input) => Migrator.Loader = internal.migrations

@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import type * as InvalidOptions from "@breakwater/resilience/Options"
+import type * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -48,7 +49,10 @@ export type PayloadError = internal.PayloadError
 /**
  * The outbox's options: `table` (default `breakwater_outbox`) and, on
  * PostgreSQL, the `LISTEN` / `NOTIFY` `channel` (default `breakwater_outbox`),
- * both lower-case SQL identifiers.
+ * both lower-case SQL identifiers; `createTable` (default `true`): building
+ * the outbox runs its migrations (`migrations`) with @effect/sql's `Migrator`,
+ * tracked in `migrationsTable` (default `<table>_migrations`); `false` leaves
+ * the schema to your own migrator.
  *
  * @since 0.1.0
  * @category Options
@@ -198,7 +202,9 @@ export const topic: <A, I>(name: string, schema: Schema.Schema<A, I>) => Topic<A
 
 /**
  * Builds the outbox on the `SqlClient` from the context (SQLite or
- * PostgreSQL), creating its table and indexes if they do not exist.
+ * PostgreSQL). With `createTable` (the default) it first runs the outbox's
+ * migrations through @effect/sql's `Migrator`; a failure is an `OutboxError`
+ * with `operation: "migrate"`.
  *
  * @since 0.1.0
  * @category Constructors
@@ -249,3 +255,28 @@ export const publish: <A, I>(
   topic: Topic<A, I>,
   message: PublishInput<A>
 ) => Effect.Effect<string, OutboxError | PayloadError, Outbox> = internal.publish
+
+/**
+ * The outbox's migrations for @effect/sql's `Migrator`, for the table named
+ * in the options: run them with a tracking table of their own (ids start at
+ * 1, so they must not share one with your migrations), and build the outbox
+ * with `createTable: false`. Invalid options fail the loader with a
+ * `MigrationError` (`reason: "import-error"`) whose `cause` is the
+ * `InvalidOptionsError`.
+ *
+ * @example
+ * ```ts
+ * import * as Outbox from "@breakwater/outbox/Outbox"
+ * import * as Migrator from "@effect/sql/Migrator"
+ *
+ * export const migrate = Migrator.make({})({
+ *   loader: Outbox.migrations({ table: "orders_outbox" }),
+ *   table: "orders_outbox_migrations"
+ * })
+ * export const OutboxLive = Outbox.layer({ table: "orders_outbox", createTable: false })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Migrations
+ */
+export const migrations: (input?: Input) => Migrator.Loader = internal.migrations

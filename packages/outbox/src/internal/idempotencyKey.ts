@@ -8,6 +8,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Multipart from "@effect/platform/Multipart"
 import * as UrlParams from "@effect/platform/UrlParams"
+import type * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -24,6 +25,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as IdempotencyKey from "../IdempotencyKey.js"
+import * as Migrations from "./migrations.js"
 
 const POLICY = "IdempotencyKey"
 
@@ -57,8 +59,41 @@ export const Options = Schema.Struct({
   lease: Schema.optionalWith(ResilienceOptions.PositiveDuration, { default: () => Duration.seconds(30) }),
   pruneEvery: Schema.optionalWith(ResilienceOptions.PositiveDuration, { default: () => Duration.hours(1) }),
   replayHeaders: Schema.optionalWith(Schema.Array(HeaderName), { default: () => ["content-type"] }),
-  createTable: Schema.optionalWith(Schema.Boolean, { default: () => true })
+  createTable: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  migrationsTable: Schema.optional(Identifier)
 })
+
+/** @internal The store's migrations, for `Migrator`. */
+export const steps = (options: { readonly table: string }): ReadonlyArray<Migrations.Step> => [
+  [
+    1,
+    "create_idempotency_keys",
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const table = sql(options.table)
+      // Millisecond timestamps: SQLite's INTEGER is 64-bit, PostgreSQL needs BIGINT (returned as a string).
+      const integer = sql.literal(sql.onDialectOrElse({ pg: () => "BIGINT", orElse: () => "INTEGER" }))
+      yield* sql`CREATE TABLE IF NOT EXISTS ${table} (
+        principal TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        lease_until ${integer} NOT NULL,
+        expires_at ${integer} NOT NULL,
+        status INTEGER,
+        headers TEXT,
+        body TEXT,
+        created_at ${integer} NOT NULL,
+        PRIMARY KEY (principal, idempotency_key)
+      )`
+      yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${options.table}_expires_at`)} ON ${table} (expires_at)`
+    })
+  ]
+]
+
+/** @internal */
+export const migrations = (input: IdempotencyKey.Input = {}): Migrator.Loader =>
+  Migrations.loader(POLICY, Options, input, steps)
 
 /** @internal */
 export const Operation = Schema.Literal("create", "claim", "complete", "release", "prune")
@@ -265,33 +300,17 @@ export const make = (
 
     const unsupported = (dialect: string) =>
       Effect.fail(failWith("create")(`the ${dialect} dialect is not supported (SQLite and PostgreSQL are)`))
-    // Millisecond timestamps: SQLite's INTEGER is 64-bit, PostgreSQL needs BIGINT (returned as a string).
-    const integer = yield* sql.onDialect({
-      sqlite: () => Effect.succeed(sql.literal("INTEGER")),
-      pg: () => Effect.succeed(sql.literal("BIGINT")),
+    yield* sql.onDialect({
+      sqlite: () => Effect.void,
+      pg: () => Effect.void,
       mysql: () => unsupported("mysql"),
       mssql: () => unsupported("mssql"),
       clickhouse: () => unsupported("clickhouse")
     })
 
     if (options.createTable) {
-      yield* sql`CREATE TABLE IF NOT EXISTS ${table} (
-        principal TEXT NOT NULL,
-        idempotency_key TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        lease_until ${integer} NOT NULL,
-        expires_at ${integer} NOT NULL,
-        status INTEGER,
-        headers TEXT,
-        body TEXT,
-        created_at ${integer} NOT NULL,
-        PRIMARY KEY (principal, idempotency_key)
-      )`.pipe(
-        Effect.zipRight(
-          sql`CREATE INDEX IF NOT EXISTS ${sql(`${options.table}_expires_at`)} ON ${table} (expires_at)`
-        ),
-        Effect.mapError(failWith("create"))
+      yield* Migrations.run(steps(options), Migrations.trackingTable(options)).pipe(
+        Effect.mapError((error) => failWith("create")(Migrations.reason(error)))
       )
     }
 

@@ -1,4 +1,5 @@
 import * as Options from "@breakwater/resilience/Options"
+import type * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
@@ -7,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Inbox from "../Inbox.js"
+import * as Migrations from "./migrations.js"
 import { Identifier } from "./outbox.js"
 
 /** @internal */
@@ -21,8 +23,28 @@ export class InboxError extends Schema.TaggedError<InboxError>("@breakwater/outb
 
 /** @internal */
 export const InboxOptions = Schema.Struct({
-  table: Schema.optionalWith(Identifier, { default: () => "breakwater_inbox" })
+  table: Schema.optionalWith(Identifier, { default: () => "breakwater_inbox" }),
+  createTable: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  migrationsTable: Schema.optional(Identifier)
 })
+
+/** @internal The inbox's migrations, for `Migrator`. */
+export const steps = (options: { readonly table: string }): ReadonlyArray<Migrations.Step> => [
+  [
+    1,
+    "create_inbox",
+    Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`CREATE TABLE IF NOT EXISTS ${sql(options.table)} (
+        message_id TEXT PRIMARY KEY,
+        consumer TEXT NOT NULL,
+        processed_at BIGINT NOT NULL
+      )`.pipe(Effect.asVoid))
+  ]
+]
+
+/** @internal */
+export const migrations = (input: Inbox.Input = {}): Migrator.Loader =>
+  Migrations.loader("Inbox", InboxOptions, input, steps)
 
 /** @internal */
 export class InboxTag extends Context.Tag("@breakwater/outbox/Inbox")<InboxTag, Inbox.Service>() {}
@@ -42,11 +64,11 @@ export const make = (
     const options = yield* Options.decode("Inbox", InboxOptions, input)
     const sql = yield* SqlClient.SqlClient
     const table = sql(options.table)
-    yield* sql`CREATE TABLE IF NOT EXISTS ${table} (
-      message_id TEXT PRIMARY KEY,
-      consumer TEXT NOT NULL,
-      processed_at BIGINT NOT NULL
-    )`.pipe(fail("create table"))
+    if (options.createTable) {
+      yield* Migrations.run(steps(options), Migrations.trackingTable(options)).pipe(
+        Effect.mapError((error) => new InboxError({ operation: "migrate", reason: Migrations.reason(error) }))
+      )
+    }
 
     const handle = <A, E, R>(messageId: string, consumer: string, effect: Effect.Effect<A, E, R>) =>
       sql.withTransaction(Effect.gen(function*() {

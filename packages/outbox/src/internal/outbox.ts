@@ -1,5 +1,6 @@
 import * as Client from "@breakwater/http/Client"
 import * as Options from "@breakwater/resilience/Options"
+import type * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
@@ -8,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Outbox from "../Outbox.js"
+import * as Migrations from "./migrations.js"
 
 // -----------------------------------------------------------------------------
 // Errors and models
@@ -50,8 +52,67 @@ export const Identifier = Schema.String.pipe(
 /** @internal */
 export const OutboxOptions = Schema.Struct({
   table: Schema.optionalWith(Identifier, { default: () => "breakwater_outbox" }),
-  channel: Schema.optionalWith(Identifier, { default: () => "breakwater_outbox" })
+  channel: Schema.optionalWith(Identifier, { default: () => "breakwater_outbox" }),
+  createTable: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  migrationsTable: Schema.optional(Identifier)
 })
+
+/** @internal The outbox's migrations, for `Migrator`. */
+export const steps = (options: { readonly table: string }): ReadonlyArray<Migrations.Step> => [
+  [
+    1,
+    "create_outbox",
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const table = sql(options.table)
+      const index = (suffix: string) => sql(`${options.table}_${suffix}`)
+      // IF NOT EXISTS: a table created before the outbox had migrations is taken over as it is.
+      yield* sql.onDialectOrElse({
+        pg: () =>
+          sql`CREATE TABLE IF NOT EXISTS ${table} (
+            seq BIGSERIAL PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            topic TEXT NOT NULL,
+            msg_key TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            headers TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            available_at BIGINT NOT NULL,
+            claimed_by TEXT,
+            claimed_until BIGINT,
+            delivered_at BIGINT,
+            last_error TEXT
+          )`,
+        orElse: () =>
+          sql`CREATE TABLE IF NOT EXISTS ${table} (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            topic TEXT NOT NULL,
+            msg_key TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            headers TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            available_at INTEGER NOT NULL,
+            claimed_by TEXT,
+            claimed_until INTEGER,
+            delivered_at INTEGER,
+            last_error TEXT
+          )`
+      })
+      // The relay's claim reads the head of each key among pending rows: an index on exactly those.
+      yield* sql`CREATE INDEX IF NOT EXISTS ${index("pending")} ON ${table} (msg_key, seq) WHERE status = 'pending'`
+      yield* sql`CREATE INDEX IF NOT EXISTS ${index("status")} ON ${table} (status, delivered_at)`
+    })
+  ]
+]
+
+/** @internal */
+export const migrations = (input: Outbox.Input = {}): Migrator.Loader =>
+  Migrations.loader("Outbox", OutboxOptions, input, steps)
 
 /** @internal */
 export interface Row {
@@ -120,47 +181,11 @@ export const make = (
       })
     }
     const table = sql(options.table)
-    const index = (suffix: string) => sql(`${options.table}_${suffix}`)
-
-    yield* (dialect === "pg"
-      ? sql`CREATE TABLE IF NOT EXISTS ${table} (
-          seq BIGSERIAL PRIMARY KEY,
-          id TEXT NOT NULL UNIQUE,
-          topic TEXT NOT NULL,
-          msg_key TEXT NOT NULL,
-          payload TEXT NOT NULL,
-          headers TEXT NOT NULL,
-          status TEXT NOT NULL,
-          attempts INTEGER NOT NULL DEFAULT 0,
-          created_at BIGINT NOT NULL,
-          available_at BIGINT NOT NULL,
-          claimed_by TEXT,
-          claimed_until BIGINT,
-          delivered_at BIGINT,
-          last_error TEXT
-        )`
-      : sql`CREATE TABLE IF NOT EXISTS ${table} (
-          seq INTEGER PRIMARY KEY AUTOINCREMENT,
-          id TEXT NOT NULL UNIQUE,
-          topic TEXT NOT NULL,
-          msg_key TEXT NOT NULL,
-          payload TEXT NOT NULL,
-          headers TEXT NOT NULL,
-          status TEXT NOT NULL,
-          attempts INTEGER NOT NULL DEFAULT 0,
-          created_at INTEGER NOT NULL,
-          available_at INTEGER NOT NULL,
-          claimed_by TEXT,
-          claimed_until INTEGER,
-          delivered_at INTEGER,
-          last_error TEXT
-        )`).pipe(fail("create table"))
-    // The relay's claim reads the head of each key among pending rows: an index on exactly those.
-    yield* sql`CREATE INDEX IF NOT EXISTS ${index("pending")} ON ${table} (msg_key, seq) WHERE status = 'pending'`
-      .pipe(fail("create index"))
-    yield* sql`CREATE INDEX IF NOT EXISTS ${index("status")} ON ${table} (status, delivered_at)`.pipe(
-      fail("create index")
-    )
+    if (options.createTable) {
+      yield* Migrations.run(steps(options), Migrations.trackingTable(options)).pipe(
+        Effect.mapError((error) => new OutboxError({ operation: "migrate", reason: Migrations.reason(error) }))
+      )
+    }
 
     const notify = dialect === "pg"
       ? sql`SELECT pg_notify(${options.channel}, 'wake')`.pipe(Effect.asVoid)
