@@ -25,6 +25,11 @@ export * as Publisher from "./Publisher.js"
 /**
  * @since 0.1.0
  */
+export * as RabbitMqConsumer from "./RabbitMqConsumer.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as RabbitMqPublisher from "./RabbitMqPublisher.js"
 
 /**
