@@ -1,5 +1,6 @@
 // The RabbitMQ consumer against a real broker (BREAKWATER_AMQP_URL) and its
 // inbox on PostgreSQL (BREAKWATER_PG_URL); skipped with a notice without them.
+import * as TcpProxy from "@breakwater/chaos/TcpProxy"
 import * as Inbox from "@breakwater/outbox/Inbox"
 import * as RabbitMqConsumer from "@breakwater/outbox/RabbitMqConsumer"
 import { PgClient } from "@effect/sql-pg"
@@ -196,6 +197,39 @@ live("RabbitMqConsumer", () => {
       expect(dead.filter((m) => m.properties.messageId === undefined).map((m) =>
         String(m.properties.headers?.[RabbitMqConsumer.errorHeader])
       )).toStrictEqual(["the message has no messageId"])
+    }).pipe(Effect.provide(PgLive)), 30_000)
+
+  it.scopedLive("a connection cut mid-handling: the consumer reconnects; the redelivered message is not processed again", () =>
+    Effect.gen(function*() {
+      const t = yield* setup
+      const parsed = new URL(url)
+      const proxy = yield* TcpProxy.make({
+        upstream: { host: parsed.hostname, port: parsed.port === "" ? 5672 : Number(parsed.port) }
+      })
+      parsed.host = proxy.address
+      const gate = yield* Deferred.make<void>()
+      const runs: Array<string> = []
+      yield* t.send("m-1", { n: 1 })
+      const consumer = yield* RabbitMqConsumer.make(
+        { url: parsed.toString(), queue: t.queue, reconnect: { _tag: "constant", delay: "100 millis" } },
+        (delivery) =>
+          Effect.gen(function*() {
+            runs.push(delivery.id)
+            if (delivery.id === "m-1") yield* Deferred.await(gate)
+            yield* t.sql`INSERT INTO ${t.sql(t.handled)} (message_id, n) VALUES (${delivery.id}, ${delivery.attempt})`
+          })
+      ).pipe(Effect.provideService(Inbox.Inbox, t.inbox))
+      yield* until(Effect.sync(() => runs.length === 1), "m-1 handled")
+      // The broker connection goes while m-1 is being handled: its commit happens, its ack cannot.
+      yield* proxy.resetConnections()
+      yield* Effect.sleep("50 millis")
+      yield* Deferred.succeed(gate, undefined)
+      yield* until(Effect.map(consumer.stats, (s) => s.connections === 2 && s.duplicates === 1), "a reconnect and m-1 again")
+      yield* t.send("m-2", { n: 2 })
+      yield* until(Effect.map(consumer.stats, (s) => s.processed === 2), "m-2 processed")
+      expect(runs).toStrictEqual(["m-1", "m-2"])
+      expect(yield* t.rows).toStrictEqual([{ message_id: "m-1", n: 1 }, { message_id: "m-2", n: 1 }])
+      expect(yield* consumer.stats).toMatchObject({ connected: true, connections: 2, processed: 2, duplicates: 1 })
     }).pipe(Effect.provide(PgLive)), 30_000)
 
   it.effect("invalid options are an InvalidOptionsError naming the field", () =>
