@@ -88,6 +88,15 @@ export const scenes = Effect.gen(function*() {
 
   yield* Console.log(`The order service listens on ${baseUrl}; downstreams:`)
   for (const server of everyServer) yield* say(`${server.name.padEnd(13)} ${server.url}`)
+  const t = (d: Duration.Duration) => Duration.format(d)
+  const prod = Config.production
+  yield* Console.log(
+    "Time rules are shortened for the tour (production's in brackets): payment read timeout " +
+      `${t(settings.timeouts.paymentRead)} (${t(prod.timeouts.paymentRead)}), ${settings.statusChecks.times} status checks ` +
+      `${t(settings.statusChecks.spacing)} apart (${t(prod.statusChecks.spacing)}), notification read ` +
+      `${t(settings.timeouts.notificationRead)} (${t(prod.timeouts.notificationRead)}), a PENDING order stuck after ` +
+      `${t(settings.stuck.after)} (${t(prod.stuck.after)}), payment breakers open ${t(Config.tourBreakerOpen)}.`
+  )
 
   const send = (key: string | undefined, body: unknown) =>
     HttpClientRequest.post("/orders").pipe(
