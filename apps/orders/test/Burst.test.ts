@@ -55,8 +55,9 @@ describe("the door of POST /orders", () => {
       const settings = Config.tour({
         database: yield* tempDatabase,
         timeouts: { ...tour.timeouts, shippingRead: Duration.seconds(20), paymentRead: Duration.seconds(3) },
-        // four tokens a minute (one every 15 s), one order in flight
-        shedding: { rateLimit: { limit: 4, period: "1 minute" }, bulkhead: { maxConcurrent: 1, checkEvery: "50 millis" } }
+        // three tokens every 10 minutes (one every 200 s, so none comes back during the test on a loaded
+        // machine), one order in flight
+        shedding: { rateLimit: { limit: 3, period: "10 minutes" }, bulkhead: { maxConcurrent: 1, checkEvery: "50 millis" } }
       })
       yield* Effect.gen(function*() {
         const servers = yield* Downstreams
@@ -78,7 +79,8 @@ describe("the door of POST /orders", () => {
         const b = yield* Effect.flip(post("door-b"))
         expect(b._tag === "StatusError" && b.status).toBe(503)
         expect(b._tag === "StatusError" && JSON.parse(b.body)).toMatchObject({ error: "BulkheadFull", limit: "max-concurrent" })
-        // the same key again: the same order, no permit needed
+        // the same key again: the same order, answered by the idempotency middleware in front of the door
+        // (no token, no permit)
         const replay = yield* post("door-a")
         expect(replay.order.id).toBe(a.order.id)
 
@@ -91,16 +93,16 @@ describe("the door of POST /orders", () => {
         const c = yield* post("door-c")
         expect(c.order.state).toBe("PENDING")
 
-        // four tokens taken (a, b, the replay, c): the bucket is empty
+        // three tokens taken (a, b, c): the bucket is empty
         const d = yield* Effect.flip(post("door-d"))
         expect(d._tag === "StatusError" && d.status).toBe(429)
         const retryAfter = d._tag === "StatusError" && d.retryAfter !== undefined ? Duration.toMillis(d.retryAfter) : -1
         expect(retryAfter).toBeGreaterThanOrEqual(1000)
-        expect(retryAfter).toBeLessThanOrEqual(15_000)
+        expect(retryAfter).toBeLessThanOrEqual(200_000)
         expect(d._tag === "StatusError" && JSON.parse(d.body)).toMatchObject({ error: "RateLimited" })
 
         const counts = yield* shedding.counts
-        expect([counts.admitted.count, counts.bulkheadFull.count, counts.rateLimited.count]).toStrictEqual([3, 1, 1])
+        expect([counts.admitted.count, counts.bulkheadFull.count, counts.rateLimited.count]).toStrictEqual([2, 1, 1])
         const orders = yield* (yield* Orders).list()
         expect(orders.map((o) => o.idempotencyKey).sort()).toStrictEqual(["door-a", "door-c"])
       }).pipe(Effect.provide(Tour.layer(settings)))

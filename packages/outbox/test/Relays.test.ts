@@ -195,9 +195,10 @@ pg("relays on PostgreSQL", () => {
       const lost = yield* next("ListenerLost")
       expect(lost).toMatchObject({ _tag: "ListenerLost" })
       expect(yield* next("ListenerConnected")).toStrictEqual({ _tag: "ListenerConnected", reconnect: true })
-      // The relay polled once on reconnecting: the message is delivered, far sooner than the poll interval.
+      // The relay polled once on reconnecting: the message is delivered, far sooner than the 60 s poll
+      // interval (the bound is half of it, for a loaded machine).
       while ((yield* memory.delivered).length < 1) {
-        expect(performance.now() - cut).toBeLessThan(10_000)
+        expect(performance.now() - cut).toBeLessThan(30_000)
         yield* Effect.sleep("10 millis")
       }
       expect((yield* memory.delivered).map((m) => m.id)).toStrictEqual(["after-cut"])
@@ -209,7 +210,7 @@ pg("relays on PostgreSQL", () => {
       const sent = performance.now()
       yield* outbox.sql.withTransaction(outbox.publish(Event, { key: "k", payload: { key: "k", n: 2 }, id: "on-new-connection" }))
       while ((yield* memory.delivered).length < 2) {
-        expect(performance.now() - sent).toBeLessThan(10_000)
+        expect(performance.now() - sent).toBeLessThan(30_000)
         yield* Effect.sleep("10 millis")
       }
       expect((yield* memory.delivered).map((m) => m.id)).toStrictEqual(["after-cut", "on-new-connection"])
