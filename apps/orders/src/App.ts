@@ -13,6 +13,8 @@ import { createServer } from "node:http"
 import { AdminHttp } from "./admin/Http.js"
 import { Api } from "./Api.js"
 import { OrdersConfig } from "./Config.js"
+import * as Dashboard from "./dashboard/Http.js"
+import { ClientLatency } from "./dashboard/Latency.js"
 import * as Database from "./Database.js"
 import * as Gateways from "./Gateways.js"
 import * as Notifications from "./Notifications.js"
@@ -50,8 +52,11 @@ const Core = Layer.mergeAll(Orders.layer, StuckOrders.layer).pipe(
 
 export const layer = HttpApiBuilder.serve(Idempotency.middleware).pipe(
   Layer.provide(ApiLive),
+  Layer.provide(Dashboard.layer()),
   Layer.provideMerge(Shedding.layer),
   Layer.provideMerge(HttpServerLive),
   Layer.provideMerge(Notifications.layerRelay),
-  Layer.provideMerge(Core)
+  Layer.provideMerge(Core),
+  // Beneath everything, so every client span is timed (the dashboard's latency).
+  Layer.provideMerge(ClientLatency.layer())
 )

@@ -1,0 +1,441 @@
+/**
+ * The dashboard's data: a `Snapshot` of the whole service, read on demand
+ * from the services themselves (breakers, clients and their policies, Effect
+ * metrics, the saga index, the outbox, the orders and the downstreams'
+ * ledgers), and a timeline of breaker transitions and failover switches,
+ * recorded as they happen and pushed to subscribers.
+ */
+import * as Outbox from "@breakwater/outbox/Outbox"
+import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
+import * as SagaIndex from "@breakwater/saga/SagaIndex"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import type * as MetricPair from "effect/MetricPair"
+import * as MetricState from "effect/MetricState"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { Downstreams } from "../Downstreams.js"
+import type { Servers } from "../Downstreams.js"
+import {
+  Breakers,
+  InventoryClient,
+  NotificationClient,
+  PaymentAClient,
+  PaymentBClient,
+  Payments,
+  ShippingClient
+} from "../Gateways.js"
+import * as Invariants from "../Invariants.js"
+import { Orders } from "../Orders.js"
+import { StuckOrders } from "../StuckOrders.js"
+import { ClientLatency } from "./Latency.js"
+
+// -----------------------------------------------------------------------------
+// The snapshot's schema
+// -----------------------------------------------------------------------------
+
+/** A breaker changed state, or the payments failover switched provider. */
+export const Transition = Schema.Struct({
+  /** Milliseconds since the epoch, by the service's Clock. */
+  at: Schema.Number,
+  kind: Schema.Literal("breaker", "failover"),
+  /** The breaker's dependency (`payments/payment-a`), or the failover's (`payments`). */
+  dependency: Schema.String,
+  /** A breaker state, or a provider (`-` when there was none). */
+  from: Schema.String,
+  to: Schema.String,
+  /** For a failover switch: `unavailable`, `manual` or `recovered`. */
+  reason: Schema.NullOr(Schema.String)
+})
+export type Transition = typeof Transition.Type
+
+export const BreakerView = Schema.Struct({
+  dependency: Schema.String,
+  state: Schema.String,
+  /** Calls it turned away (`CircuitOpenError`), from `breakwater_circuit_breaker_not_permitted_total`. */
+  notPermitted: Schema.Number,
+  /** The opening rule in words, from the breaker's options. */
+  rule: Schema.String
+})
+
+export const Latency = Schema.Struct({
+  samples: Schema.Number,
+  p50Millis: Schema.Number,
+  p95Millis: Schema.Number,
+  maxMillis: Schema.Number,
+  lastMillis: Schema.Number
+})
+
+export const DependencyView = Schema.Struct({
+  dependency: Schema.String,
+  /** HTTP attempts by outcome (`2xx`, `5xx`, `ConnectError`, `TimeoutError`, ...), from `breakwater_http_attempts_total`. */
+  attempts: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  calls: Schema.Number,
+  /** Attempts that were not 2xx or 3xx. */
+  errors: Schema.Number,
+  /** Over the last attempts, from the client spans' durations; `null` before the first attempt. */
+  latency: Schema.NullOr(Latency),
+  /** From `breakwater_retry_retries_total` and `breakwater_retry_budget_exhausted_total`. */
+  retries: Schema.Number,
+  budgetExhausted: Schema.Number,
+  /** Retries the budget still allows now; `null` when the client does not retry. */
+  retryBudget: Schema.NullOr(Schema.Number),
+  /** Calls the client's breaker turned away, from `breakwater_circuit_breaker_not_permitted_total`. */
+  notPermitted: Schema.Number,
+  /** `null` when the client has no bulkhead. */
+  bulkhead: Schema.NullOr(Schema.Struct({ inFlight: Schema.Number, queued: Schema.Number, available: Schema.Number })),
+  /** The connection pool, per origin. */
+  pool: Schema.Array(Schema.Struct({ origin: Schema.String, inUse: Schema.Number, queued: Schema.Number }))
+})
+
+export const SagaCounts = Schema.Struct({
+  total: Schema.Number,
+  byState: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** True when the index held more sagas than were counted (`sagaLimit`). */
+  truncated: Schema.Boolean
+})
+
+export const OutboxView = Schema.Struct({
+  pending: Schema.Number,
+  dead: Schema.Number,
+  oldestPendingAgeMillis: Schema.NullOr(Schema.Number),
+  /** From the relay's counters, since the process started. */
+  delivered: Schema.Number,
+  retried: Schema.Number
+})
+
+export const IdempotencyView = Schema.Struct({
+  /** Requests that reached a downstream with an Idempotency-Key it had already applied, per downstream (their ledgers). */
+  downstreamReplays: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** What the service itself counts at `POST /orders`; `null` when no metric is wired there. */
+  apiReplays: Schema.NullOr(Schema.Number),
+  apiConflicts: Schema.NullOr(Schema.Number),
+  note: Schema.String
+})
+
+export const ReconciliationView = Schema.Struct({
+  /** Sagas parked on an unknown outcome (`pending`), waiting for a check or an operator. */
+  parked: Schema.Number,
+  /** The stuck-order detector's rechecks so far. */
+  rechecks: Schema.Number,
+  /** `null` when the reconciliation framework is not wired to a ledger in this build. */
+  discrepancies: Schema.NullOr(Schema.Number),
+  note: Schema.String
+})
+
+export const InvariantsView = Schema.Struct({
+  /** Orders checked: FAILED, or CONFIRMED with their notification delivered. */
+  checked: Schema.Number,
+  ok: Schema.Number,
+  /** Orders in flight, not checked yet: PENDING, or CONFIRMED with the notification still in the outbox. */
+  inFlight: Schema.Number,
+  violations: Schema.Array(Schema.Struct({
+    orderId: Schema.String,
+    state: Schema.String,
+    problems: Schema.Array(Schema.String)
+  })),
+  byState: Schema.Record({ key: Schema.String, value: Schema.Number })
+})
+
+export const DownstreamView = Schema.Struct({
+  name: Schema.String,
+  url: Schema.String,
+  up: Schema.Boolean,
+  /** The fault profile set through the dashboard, or `custom`/`healthy` as read from the server. */
+  profile: Schema.String,
+  /** The server's faults, as JSON. */
+  faults: Schema.String
+})
+
+export class Snapshot extends Schema.Class<Snapshot>("Snapshot")({
+  at: Schema.Number,
+  breakers: Schema.Array(BreakerView),
+  timeline: Schema.Array(Transition),
+  dependencies: Schema.Array(DependencyView),
+  sagas: SagaCounts,
+  outbox: OutboxView,
+  idempotency: IdempotencyView,
+  reconciliation: ReconciliationView,
+  invariants: InvariantsView,
+  downstreams: Schema.Array(DownstreamView),
+  /** A part that could not be read (the database was busy, say), in words; the rest is current. */
+  problems: Schema.Array(Schema.String)
+}) {}
+
+/** What the events stream carries. */
+export type Event =
+  | { readonly _tag: "snapshot"; readonly snapshot: Snapshot }
+  | { readonly _tag: "transition"; readonly transition: Transition }
+
+// -----------------------------------------------------------------------------
+// Reading
+// -----------------------------------------------------------------------------
+
+const labelOf = (pair: MetricPair.MetricPair.Untyped, key: string) =>
+  pair.metricKey.tags.find((tag) => tag.key === key)?.value
+
+const counterOf = (pair: MetricPair.MetricPair.Untyped) =>
+  MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0
+
+/** Counter totals from Effect's global metric registry, by metric name and dependency. */
+const countersBy = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>, name: string, dependency: string) =>
+  pairs.filter((p) => p.metricKey.name === name && labelOf(p, "dependency") === dependency)
+
+const sum = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>) => pairs.reduce((n, p) => n + counterOf(p), 0)
+
+const percent = (ratio: number) => `${Math.round(ratio * 100)}%`
+
+/** The breaker's opening rule, from its options. */
+export const ruleOf = (options: CircuitBreaker.Options): string => {
+  const window = options.window._tag === "count"
+    ? `the last ${options.window.size} calls`
+    : `the last ${Duration.format(options.window.duration)}`
+  const minimum = options.window._tag === "count" ? Math.min(options.minimumCalls, options.window.size) : options.minimumCalls
+  return `opens at ${percent(options.failureRateThreshold)} failures over ${window} (at least ${minimum}), for ${
+    Duration.format(options.openDuration)
+  }`
+}
+
+const faultText = (faults: unknown) => JSON.stringify(faults, (_, v) => Duration.isDuration(v) ? Duration.format(v) : v)
+
+export interface Options {
+  /** Transitions kept in the timeline; default 200. */
+  readonly timeline?: number
+  /** Sagas counted at most; default 10,000. */
+  readonly sagaLimit?: number
+}
+
+export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboard")<Dashboard, {
+  readonly snapshot: Effect.Effect<Snapshot>
+  /** Transitions published after this returns, until the scope closes. */
+  readonly transitions: Effect.Effect<Queue.Dequeue<Transition>, never, Scope.Scope>
+  /** Records the profile set on a downstream (shown beside its faults). */
+  readonly setProfile: (downstream: string, profile: string) => Effect.Effect<void>
+  readonly servers: Servers
+}>() {
+  static readonly layer = (options: Options = {}) =>
+    Layer.scoped(
+      Dashboard,
+      Effect.gen(function*() {
+        const keep = Math.max(1, Math.floor(options.timeline ?? 200))
+        const sagaLimit = Math.max(1, Math.floor(options.sagaLimit ?? 10_000))
+        const breakers = yield* Breakers
+        const { failover } = yield* Payments
+        const clients = yield* Effect.all([InventoryClient, PaymentAClient, PaymentBClient, ShippingClient, NotificationClient])
+        const servers = yield* Downstreams
+        const orders = yield* Orders
+        const stuck = yield* StuckOrders
+        const outbox = yield* Outbox.Outbox
+        const index = yield* SagaIndex.SagaIndex
+        const latency = yield* ClientLatency
+        const everyServer = [servers.inventory, servers.paymentA, servers.paymentB, servers.shipping, servers.notification]
+        const profiles = new Map<string, string>()
+
+        const timeline: Array<Transition> = []
+        const pubsub = yield* PubSub.unbounded<Transition>()
+        const now = Effect.clockWith((clock) => clock.currentTimeMillis)
+        const push = (transition: Omit<Transition, "at">) =>
+          Effect.flatMap(now, (at) => {
+            const entry: Transition = { at, ...transition }
+            timeline.push(entry)
+            if (timeline.length > keep) timeline.splice(0, timeline.length - keep)
+            return PubSub.publish(pubsub, entry)
+          })
+
+        // Subscribed now, so no transition between here and the first page load is missed.
+        for (const breaker of breakers.values()) {
+          const events = yield* breaker.subscribe
+          yield* Queue.take(events).pipe(
+            Effect.flatMap((event) =>
+              event._tag === "StateChanged"
+                ? push({ kind: "breaker", dependency: event.dependency, from: event.from, to: event.to, reason: null })
+                : Effect.void
+            ),
+            Effect.forever,
+            Effect.forkScoped
+          )
+        }
+        const switches = yield* failover.subscribe
+        yield* Queue.take(switches).pipe(
+          Effect.flatMap((event) =>
+            event._tag === "Switched"
+              ? push({ kind: "failover", dependency: event.dependency, from: event.from ?? "-", to: event.to, reason: event.reason })
+              : Effect.void
+          ),
+          Effect.forever,
+          Effect.forkScoped
+        )
+
+        const problems: Array<string> = []
+        const part = <A, E>(what: string, effect: Effect.Effect<A, E>, fallback: A) =>
+          effect.pipe(
+            Effect.catchAllCause((cause) =>
+              Effect.sync(() => {
+                problems.push(`${what}: ${String(cause).split("\n")[0] ?? "failed"}`)
+                return fallback
+              })
+            )
+          )
+
+        const dependencies = Effect.gen(function*() {
+          const pairs = yield* Metric.snapshot
+          const spans = new Map((yield* latency.stats).map((s) => [s.dependency, s]))
+          return yield* Effect.forEach(clients as ReadonlyArray<(typeof clients)[number]>, (client) =>
+            Effect.gen(function*() {
+              const dependency = client.dependency
+              const attempts: Record<string, number> = {}
+              for (const pair of countersBy(pairs, "breakwater_http_attempts_total", dependency)) {
+                const outcome = labelOf(pair, "outcome") ?? "unknown"
+                attempts[outcome] = (attempts[outcome] ?? 0) + counterOf(pair)
+              }
+              const calls = Object.values(attempts).reduce((n, c) => n + c, 0)
+              const errors = Object.entries(attempts).reduce((n, [o, c]) => o === "2xx" || o === "3xx" ? n : n + c, 0)
+              const span = spans.get(dependency)
+              const bulkhead = client.policies.bulkhead === undefined ? null : yield* client.policies.bulkhead.stats
+              return {
+                dependency,
+                attempts,
+                calls,
+                errors,
+                latency: span === undefined || span.samples === 0 ? null : {
+                  samples: span.samples,
+                  p50Millis: span.p50Millis,
+                  p95Millis: span.p95Millis,
+                  maxMillis: span.maxMillis,
+                  lastMillis: span.lastMillis
+                },
+                retries: sum(countersBy(pairs, "breakwater_retry_retries_total", dependency)),
+                budgetExhausted: sum(countersBy(pairs, "breakwater_retry_budget_exhausted_total", dependency)),
+                retryBudget: client.policies.retry?.budget?.balance ?? null,
+                notPermitted: sum(countersBy(pairs, "breakwater_circuit_breaker_not_permitted_total", dependency)),
+                bulkhead,
+                pool: yield* client.pool
+              }
+            }))
+        })
+
+        const sagas = Effect.gen(function*() {
+          const entries = yield* index.list({ limit: sagaLimit })
+          const byState: Record<string, number> = {}
+          for (const entry of entries) byState[entry.state] = (byState[entry.state] ?? 0) + 1
+          return { total: entries.length, byState, truncated: entries.length >= sagaLimit }
+        })
+
+        const outboxView = Effect.gen(function*() {
+          const stats = yield* outbox.stats
+          const pairs = yield* Metric.snapshot
+          const named = (name: string) => sum(pairs.filter((p) => p.metricKey.name === name))
+          return {
+            pending: stats.pending,
+            dead: stats.dead,
+            oldestPendingAgeMillis: stats.oldestPendingAgeMillis,
+            delivered: named("breakwater_outbox_delivered_total"),
+            retried: named("breakwater_outbox_retried_total")
+          }
+        })
+
+        const idempotency = Effect.gen(function*() {
+          const downstreamReplays: Record<string, number> = {}
+          for (const server of everyServer) {
+            downstreamReplays[server.name] = (yield* server.effects()).reduce((n, e) => n + e.duplicates, 0)
+          }
+          return {
+            downstreamReplays,
+            apiReplays: null,
+            apiConflicts: null,
+            note: "POST /orders deduplicates by Idempotency-Key in the orders table and counts nothing; " +
+              "the numbers are the downstreams' own deduplications"
+          }
+        })
+
+        const invariants = Effect.gen(function*() {
+          const all = yield* orders.list()
+          const byState: Record<string, number> = {}
+          for (const order of all) byState[order.state] = (byState[order.state] ?? 0) + 1
+          // A CONFIRMED order whose notification is still in the outbox is in flight too: the relay has not delivered it yet.
+          const undelivered = new Set((yield* outbox.list({ status: "pending", limit: 100_000 })).map((m) => m.key))
+          const settled = all.filter((o) => o.state !== "PENDING" && !undelivered.has(o.id))
+          const checks = yield* Invariants.check(servers, settled)
+          return {
+            checked: checks.length,
+            ok: checks.filter((c) => c.ok).length,
+            inFlight: all.length - settled.length,
+            violations: checks.filter((c) => !c.ok).map((c) => ({ orderId: c.orderId, state: c.state, problems: c.problems })),
+            byState
+          }
+        })
+
+        const downstreams = Effect.forEach(everyServer, (server) =>
+          Effect.gen(function*() {
+            const faults = yield* server.faults
+            const up = yield* server.isUp
+            const text = faultText(faults)
+            return {
+              name: server.name,
+              url: server.url,
+              up,
+              profile: profiles.get(server.name) ?? (up && text === "{}" ? "healthy" : "custom"),
+              faults: text
+            }
+          }))
+
+        const emptyOutbox = { pending: 0, dead: 0, oldestPendingAgeMillis: null, delivered: 0, retried: 0 }
+        const snapshot = Effect.gen(function*() {
+          problems.length = 0
+          const at = yield* now
+          const pairs = yield* Metric.snapshot
+          const breakerViews = yield* Effect.forEach(
+            [...breakers.values()].sort((a, b) => a.dependency.localeCompare(b.dependency)),
+            (breaker) =>
+              Effect.map(breaker.state, (state) => ({
+                dependency: breaker.dependency,
+                state,
+                notPermitted: sum(countersBy(pairs, "breakwater_circuit_breaker_not_permitted_total", breaker.dependency)),
+                rule: ruleOf(breaker.options)
+              }))
+          )
+          const parked = yield* part(
+            "pending sagas",
+            Effect.map(index.list({ state: "pending", limit: sagaLimit }), (l) => l.length),
+            0
+          )
+          return new Snapshot({
+            at,
+            breakers: breakerViews,
+            timeline: timeline.slice(),
+            dependencies: yield* part("dependencies", dependencies, []),
+            sagas: yield* part("sagas", sagas, { total: 0, byState: {}, truncated: false }),
+            outbox: yield* part("outbox", outboxView, emptyOutbox),
+            idempotency: yield* part("idempotency", idempotency, {
+              downstreamReplays: {},
+              apiReplays: null,
+              apiConflicts: null,
+              note: ""
+            }),
+            reconciliation: {
+              parked,
+              rechecks: (yield* stuck.rechecks).length,
+              discrepancies: null,
+              note: "the stuck-order detector rechecks parked charges; no Reconciliation run against the providers' ledgers is wired yet"
+            },
+            invariants: yield* part("invariants", invariants, { checked: 0, ok: 0, inFlight: 0, violations: [], byState: {} }),
+            downstreams: yield* part("downstreams", downstreams, []),
+            problems: problems.slice()
+          })
+        })
+
+        return {
+          // One snapshot at a time: `problems` is shared.
+          snapshot: (yield* Effect.makeSemaphore(1)).withPermits(1)(snapshot),
+          transitions: PubSub.subscribe(pubsub),
+          setProfile: (downstream, profile) => Effect.sync(() => void profiles.set(downstream, profile)),
+          servers
+        }
+      })
+    )
+}

@@ -1,0 +1,212 @@
+/**
+ * The dashboard page: one HTML document with its CSS and script inline, no
+ * external asset. The script listens to `/dashboard/events` (EventSource,
+ * which reconnects by itself), renders each `snapshot` event whole, and
+ * applies each `transition` event at once (the breaker's state and the
+ * timeline). The chaos buttons POST to `/dashboard/chaos/:downstream`.
+ */
+import { profiles } from "./Chaos.js"
+
+const css = `
+:root { --bg:#f5f6f8; --card:#fff; --ink:#1d2330; --muted:#667085; --line:#e3e6eb;
+  --ok:#1f9d55; --warn:#d98a00; --bad:#d63b3b; --info:#2f6fd6; }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; background:var(--bg); color:var(--ink); }
+header { display:flex; align-items:baseline; gap:16px; padding:12px 20px; background:#1d2330; color:#fff; }
+header h1 { font-size:18px; margin:0; }
+header .meta { color:#c7cdd8; font-size:13px; }
+#conn { margin-left:auto; font-size:13px; padding:2px 8px; border-radius:10px; background:#555; }
+#conn.live { background:var(--ok); }
+main { display:grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap:14px; padding:14px 20px; }
+@media (max-width: 1100px) { main { grid-template-columns: minmax(0, 1fr); } section.span2 { grid-column: auto; } }
+section { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
+section.wide { grid-column: 1 / -1; }
+section.span2 { grid-column: span 2; }
+h2 { font-size:14px; text-transform:uppercase; letter-spacing:.04em; margin:0 0 8px; color:var(--muted); }
+table { border-collapse:collapse; width:100%; }
+th, td { text-align:left; padding:4px 6px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { font-weight:600; color:var(--muted); font-size:12px; }
+td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
+.badge { display:inline-block; padding:1px 8px; border-radius:10px; font-weight:600; font-size:12px; color:#fff; background:var(--muted); }
+.s-Closed { background:var(--ok); } .s-Open, .s-ForcedOpen { background:var(--bad); } .s-HalfOpen { background:var(--warn); }
+.s-Disabled, .s-MetricsOnly { background:var(--info); }
+.rule { color:var(--muted); font-size:12px; }
+.flash { animation: flash 1.2s ease-out; }
+@keyframes flash { from { background:#ffe9a8; } to { background:transparent; } }
+ol#timeline { list-style:none; margin:0; padding:0; max-height:260px; overflow:auto; font-variant-numeric: tabular-nums; }
+ol#timeline li { padding:3px 0; border-bottom:1px solid var(--line); }
+ol#timeline .time { color:var(--muted); margin-right:8px; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:12px; }
+.kv { display:grid; grid-template-columns: max-content 1fr; gap:2px 16px; }
+.kv .k { color:var(--muted); }
+.big { font-size:22px; font-weight:700; }
+.ok { color:var(--ok); } .bad { color:var(--bad); } .warn { color:var(--warn); }
+.note { color:var(--muted); font-size:12px; margin-top:6px; }
+button { font: inherit; font-size:12px; padding:2px 8px; margin:1px; border:1px solid var(--line); border-radius:5px; background:#f0f2f5; cursor:pointer; }
+button:hover { background:#e2e6ec; }
+button.on { background:#1d2330; color:#fff; border-color:#1d2330; }
+.faults { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:11px; color:var(--muted); word-break:break-all; }
+#chaos-status { margin-top:6px; font-size:12px; }
+.bar { display:inline-block; height:10px; background:var(--info); border-radius:2px; vertical-align:middle; margin-left:6px; }
+`
+
+const script = `
+const $ = (id) => document.getElementById(id)
+const h = (tag, attrs, ...children) => {
+  const el = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null) continue
+    if (k === "class") el.className = v
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v)
+    else el.setAttribute(k, v)
+  }
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)))
+  return el
+}
+const fill = (id, ...children) => { const el = $(id); el.replaceChildren(...children); return el }
+const ms = (v) => v === null || v === undefined ? "-" : v < 10 ? v.toFixed(1) : Math.round(v).toString()
+const age = (v) => v === null ? "-" : v < 1000 ? Math.round(v) + " ms" : (v / 1000).toFixed(1) + " s"
+const clock = (at) => new Date(at).toISOString().slice(11, 23)
+const badge = (state) => h("span", { class: "badge s-" + state, "data-testid": "state" }, state)
+const row = (cells, attrs) => h("tr", attrs, ...cells.map((c) => c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c)))
+const num = (v) => h("td", { class: "num" }, v)
+const head = (...names) => h("tr", {}, ...names.map((n) => h("th", { class: n.startsWith("#") ? "num" : "" }, n.replace(/^#/, ""))))
+
+let timeline = []
+const transitionText = (t) => t.kind === "breaker"
+  ? t.dependency + " " + t.from + " \\u2192 " + t.to
+  : t.dependency + " failover " + t.from + " \\u2192 " + t.to + " (" + t.reason + ")"
+const renderTimeline = () => fill("timeline", ...(timeline.length === 0
+  ? [h("li", { class: "note" }, "no transition yet")]
+  : timeline.slice().reverse().map((t) => h("li", { "data-kind": t.kind, "data-dependency": t.dependency, "data-to": t.to },
+      h("span", { class: "time" }, clock(t.at)), transitionText(t)))))
+
+const renderBreakers = (breakers) => fill("breakers",
+  head("dependency", "state", "#turned away", "rule"),
+  ...breakers.map((b) => row([b.dependency, h("td", {}, badge(b.state)), num(b.notPermitted), h("td", { class: "rule" }, b.rule)],
+    { "data-breaker": b.dependency, "data-state": b.state })))
+
+const renderDependencies = (deps) => fill("dependencies",
+  head("dependency", "#calls", "#errors", "#p50 ms", "#p95 ms", "#retries", "#retry budget", "#fail-fast", "bulkhead", "pool"),
+  ...deps.map((d) => row([
+    h("td", { title: Object.entries(d.attempts).map(([k, v]) => k + ": " + v).join(", ") }, d.dependency),
+    num(d.calls), h("td", { class: "num" + (d.errors > 0 ? " bad" : "") }, d.errors),
+    num(d.latency ? ms(d.latency.p50Millis) : "-"), num(d.latency ? ms(d.latency.p95Millis) : "-"),
+    num(d.retries + (d.budgetExhausted > 0 ? " (" + d.budgetExhausted + " refused)" : "")),
+    num(d.retryBudget === null ? "no retries" : Math.floor(d.retryBudget)),
+    num(d.notPermitted),
+    d.bulkhead === null ? h("td", { class: "rule" }, "none") : d.bulkhead.inFlight + " in flight, " + d.bulkhead.queued + " queued",
+    d.pool.map((p) => p.inUse + " in use, " + p.queued + " waiting").join("; ") || "idle"
+  ], { "data-dependency": d.dependency })))
+
+const kv = (id, pairs) => fill(id, ...pairs.flatMap(([k, v, cls]) => [h("div", { class: "k" }, k), h("div", { class: cls || "" }, v)]))
+
+const renderSagas = (s) => {
+  const max = Math.max(1, ...Object.values(s.byState))
+  kv("sagas", [["total", s.total + (s.truncated ? " (first " + s.total + ")" : "")],
+    ...Object.entries(s.byState).sort().map(([state, n]) => [state, h("span", {}, String(n), h("span", { class: "bar", style: "width:" + Math.round(120 * n / max) + "px" }))])])
+}
+
+const renderInvariants = (inv) => {
+  const ok = inv.violations.length === 0
+  fill("invariants",
+    h("div", { class: "big " + (ok ? "ok" : "bad"), "data-testid": "invariants-summary" },
+      ok ? "\\u2713 " + inv.ok + " / " + inv.checked + " orders hold" : "\\u2717 " + inv.violations.length + " violated"),
+    h("div", { class: "note" }, inv.inFlight + " in flight (PENDING, or CONFIRMED and not notified yet); orders: " +
+      Object.entries(inv.byState).map(([k, v]) => k + " " + v).join(", ")),
+    ...inv.violations.slice(0, 20).map((v) => h("div", { class: "bad" }, v.orderId + " " + v.state + ": " + v.problems.join("; "))))
+}
+
+const post = (name, profile) => {
+  const delay = profile === "slow" ? Number($("delay").value || 2000) : undefined
+  fetch("/dashboard/chaos/" + encodeURIComponent(name), {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify(delay === undefined ? { profile } : { profile, delayMillis: delay })
+  }).then((r) => r.json().then((body) => {
+    $("chaos-status").textContent = r.ok ? name + ": " + body.profile + (body.up ? "" : " (down)") : name + ": " + r.status + " " + body.error
+  })).catch((e) => { $("chaos-status").textContent = String(e) })
+}
+
+const renderChaos = (downstreams) => fill("chaos",
+  head("downstream", "up", "profile", "set"),
+  ...downstreams.map((d) => row([
+    h("td", { title: d.url }, d.name),
+    h("td", { class: d.up ? "ok" : "bad" }, d.up ? "up" : "down"),
+    h("td", {}, d.profile, h("div", { class: "faults" }, d.faults === "{}" ? "" : d.faults)),
+    h("td", {}, ...${JSON.stringify(profiles)}.map((p) =>
+      h("button", { class: p === d.profile ? "on" : "", "data-downstream": d.name, "data-profile": p, onclick: () => post(d.name, p) }, p)))
+  ], { "data-downstream": d.name })))
+
+const render = (s) => {
+  $("at").textContent = "snapshot " + clock(s.at) + " UTC"
+  renderBreakers(s.breakers)
+  timeline = s.timeline
+  renderTimeline()
+  renderDependencies(s.dependencies)
+  renderSagas(s.sagas)
+  kv("outbox", [["backlog (pending)", s.outbox.pending, s.outbox.pending > 0 ? "warn" : ""],
+    ["oldest pending", age(s.outbox.oldestPendingAgeMillis)], ["dead-lettered", s.outbox.dead, s.outbox.dead > 0 ? "bad" : ""],
+    ["delivered", s.outbox.delivered], ["retried deliveries", s.outbox.retried]])
+  kv("idempotency", [
+    ...Object.entries(s.idempotency.downstreamReplays).map(([k, v]) => [k + " replays", v]),
+    ["POST /orders replays", s.idempotency.apiReplays === null ? "not counted" : s.idempotency.apiReplays],
+    ["POST /orders conflicts", s.idempotency.apiConflicts === null ? "not counted" : s.idempotency.apiConflicts]])
+  $("idempotency-note").textContent = s.idempotency.note
+  kv("reconciliation", [["sagas parked (unknown outcome)", s.reconciliation.parked, s.reconciliation.parked > 0 ? "warn" : ""],
+    ["stuck-order rechecks", s.reconciliation.rechecks],
+    ["discrepancies", s.reconciliation.discrepancies === null ? "not available" : s.reconciliation.discrepancies]])
+  $("reconciliation-note").textContent = s.reconciliation.note
+  renderInvariants(s.invariants)
+  renderChaos(s.downstreams)
+  $("problems").textContent = s.problems.join("; ")
+  $("problems-box").hidden = s.problems.length === 0
+}
+
+const connect = () => {
+  const source = new EventSource("/dashboard/events")
+  source.onopen = () => { $("conn").textContent = "live"; $("conn").className = "live" }
+  source.onerror = () => { $("conn").textContent = "reconnecting"; $("conn").className = "" }
+  source.addEventListener("snapshot", (e) => render(JSON.parse(e.data)))
+  source.addEventListener("transition", (e) => {
+    const t = JSON.parse(e.data)
+    timeline.push(t)
+    renderTimeline()
+    if (t.kind !== "breaker") return
+    const tr = document.querySelector('tr[data-breaker="' + CSS.escape(t.dependency) + '"]')
+    if (tr === null) return
+    tr.dataset.state = t.to
+    tr.querySelector('[data-testid="state"]').replaceWith(badge(t.to))
+    tr.classList.remove("flash"); void tr.offsetWidth; tr.classList.add("flash")
+  })
+}
+connect()
+`
+
+export const page = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Orders service: live dashboard</title>
+<style>${css}</style>
+</head>
+<body>
+<header><h1>Orders service</h1><span class="meta">live dashboard</span><span class="meta" id="at">waiting for the first snapshot</span><span id="conn">connecting</span></header>
+<main>
+<section class="span2"><h2>Circuit breakers</h2><table id="breakers"></table></section>
+<section><h2>Breaker and failover timeline</h2><ol id="timeline"></ol></section>
+<section class="wide"><h2>Dependencies: calls, errors, latency, retries, bulkhead</h2><table id="dependencies"></table>
+<div class="note">calls and errors: HTTP attempts (breakwater_http_attempts_total) since the process started; latency: the last attempts' client spans; fail-fast: calls the client's breaker turned away.</div></section>
+<section><h2>Sagas by state</h2><div class="kv" id="sagas"></div></section>
+<section><h2>Outbox</h2><div class="kv" id="outbox"></div></section>
+<section><h2>Idempotency</h2><div class="kv" id="idempotency"></div><div class="note" id="idempotency-note"></div></section>
+<section><h2>Reconciliation</h2><div class="kv" id="reconciliation"></div><div class="note" id="reconciliation-note"></div></section>
+<section class="span2"><h2>Invariants</h2><div id="invariants"></div></section>
+<section class="wide"><h2>Chaos controls</h2><table id="chaos"></table>
+<div class="note">slow: answers after <input id="delay" type="number" value="2000" min="0" max="60000" step="100" style="width:6em"> ms</div>
+<div id="chaos-status"></div></section>
+<section class="wide" id="problems-box" hidden><h2>Could not read</h2><div class="bad" id="problems"></div></section>
+</main>
+<script>${script}</script>
+</body>
+</html>
+`
