@@ -25,7 +25,7 @@ import * as Stream from "effect/Stream"
 import * as Chaos from "./Chaos.js"
 import { page } from "./page.js"
 import type { Event, Options as SnapshotOptions } from "./Snapshot.js"
-import { Dashboard, Snapshot, Transition } from "./Snapshot.js"
+import { Dashboard, faultText, Snapshot, Transition } from "./Snapshot.js"
 
 const encoder = new TextEncoder()
 const encodeSnapshot = Schema.encodeSync(Snapshot)
@@ -44,13 +44,13 @@ export const events = (interval: Duration.DurationInput) =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const dashboard = yield* Dashboard
     const transitions = yield* dashboard.transitions
-    const snapshots = Stream.repeatEffectWithSchedule(dashboard.snapshot, Schedule.spaced(interval)).pipe(
+    const snapshots = Stream.repeatEffectWithSchedule(dashboard.snapshot, Schedule.fixed(interval)).pipe(
       Stream.map((snapshot): Event => ({ _tag: "snapshot", snapshot }))
     )
     return Stream.merge(
       snapshots,
       Stream.fromQueue(transitions).pipe(Stream.map((transition): Event => ({ _tag: "transition", transition })))
-    )
+    ).pipe(Stream.interruptWhen(dashboard.closing))
   }))
 
 const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
@@ -94,7 +94,7 @@ export const routes = (options: Options = {}) =>
           if (body._tag === "Left") {
             const error = body.left
             return json(400, {
-              error: ParseResult.isParseError(error) ? ParseResult.TreeFormatter.formatErrorSync(error) : `invalid body: ${error.reason}`
+              error: ParseResult.isParseError(error) ? ParseResult.TreeFormatter.formatErrorSync(error) : "the body is not JSON"
             })
           }
           const applied = yield* Chaos.apply(server, body.right).pipe(Effect.either)
@@ -104,7 +104,7 @@ export const routes = (options: Options = {}) =>
             downstream: server.name,
             profile: body.right.profile,
             up: yield* server.isUp,
-            faults: yield* server.faults
+            faults: JSON.parse(faultText(yield* server.faults))
           })
         })
       )

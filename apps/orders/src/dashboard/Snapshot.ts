@@ -9,6 +9,7 @@ import * as Outbox from "@breakwater/outbox/Outbox"
 import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as SagaIndex from "@breakwater/saga/SagaIndex"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -201,7 +202,17 @@ export const ruleOf = (options: CircuitBreaker.Options): string => {
   }`
 }
 
-const faultText = (faults: unknown) => JSON.stringify(faults, (_, v) => Duration.isDuration(v) ? Duration.format(v) : v)
+const plain = (value: unknown): unknown =>
+  Duration.isDuration(value)
+    ? Duration.format(value)
+    : Array.isArray(value)
+    ? value.map(plain)
+    : typeof value === "object" && value !== null
+    ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]))
+    : value
+
+/** A server's faults as JSON, durations written as text ("2s"). */
+export const faultText = (faults: unknown): string => JSON.stringify(plain(faults))
 
 export interface Options {
   /** Transitions kept in the timeline; default 200. */
@@ -217,6 +228,8 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
   /** Records the profile set on a downstream (shown beside its faults). */
   readonly setProfile: (downstream: string, profile: string) => Effect.Effect<void>
   readonly servers: Servers
+  /** Completes when the dashboard's scope closes: open event streams end then, so the server can stop. */
+  readonly closing: Effect.Effect<void>
 }>() {
   static readonly layer = (options: Options = {}) =>
     Layer.scoped(
@@ -235,6 +248,8 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
         const latency = yield* ClientLatency
         const everyServer = [servers.inventory, servers.paymentA, servers.paymentB, servers.shipping, servers.notification]
         const profiles = new Map<string, string>()
+        const closing = yield* Deferred.make<void>()
+        yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
 
         const timeline: Array<Transition> = []
         const pubsub = yield* PubSub.unbounded<Transition>()
@@ -434,7 +449,8 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
           snapshot: (yield* Effect.makeSemaphore(1)).withPermits(1)(snapshot),
           transitions: PubSub.subscribe(pubsub),
           setProfile: (downstream, profile) => Effect.sync(() => void profiles.set(downstream, profile)),
-          servers
+          servers,
+          closing: Deferred.await(closing)
         }
       })
     )

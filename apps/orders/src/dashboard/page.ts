@@ -3,7 +3,9 @@
  * external asset. The script listens to `/dashboard/events` (EventSource,
  * which reconnects by itself), renders each `snapshot` event whole, and
  * applies each `transition` event at once (the breaker's state and the
- * timeline). The chaos buttons POST to `/dashboard/chaos/:downstream`.
+ * timeline). The chaos buttons POST to `/dashboard/chaos/:downstream`; the
+ * traffic button places orders through the API's own `POST /orders`, one
+ * after another, each with a fresh `Idempotency-Key`.
  */
 import { profiles } from "./Chaos.js"
 
@@ -126,6 +128,20 @@ const post = (name, profile) => {
   })).catch((e) => { $("chaos-status").textContent = String(e) })
 }
 
+const placeOrders = () => {
+  const n = Math.max(1, Math.min(50, Number($("order-count").value || 1)))
+  $("traffic-status").textContent = "placing " + n + " order(s)..."
+  const one = (i) => fetch("/orders", {
+    method: "POST",
+    headers: { "content-type": "application/json", "idempotency-key": "dashboard-" + crypto.randomUUID() },
+    body: JSON.stringify({ sku: "mug", quantity: 1, amount: 1000 + i })
+  }).then((r) => r.json().then((body) => r.ok ? body.order.id : r.status + " " + JSON.stringify(body).slice(0, 120)))
+  let chain = Promise.resolve([])
+  for (let i = 0; i < n; i++) chain = chain.then((ids) => one(i).then((id) => [...ids, id]))
+  chain.then((ids) => { $("traffic-status").textContent = "placed: " + ids.join(", ") })
+    .catch((e) => { $("traffic-status").textContent = String(e) })
+}
+
 const renderChaos = (downstreams) => fill("chaos",
   head("downstream", "up", "profile", "set"),
   ...downstreams.map((d) => row([
@@ -178,6 +194,7 @@ const connect = () => {
     tr.classList.remove("flash"); void tr.offsetWidth; tr.classList.add("flash")
   })
 }
+$("place-orders").addEventListener("click", placeOrders)
 connect()
 `
 
@@ -203,7 +220,10 @@ export const page = `<!doctype html>
 <section class="span2"><h2>Invariants</h2><div id="invariants"></div></section>
 <section class="wide"><h2>Chaos controls</h2><table id="chaos"></table>
 <div class="note">slow: answers after <input id="delay" type="number" value="2000" min="0" max="60000" step="100" style="width:6em"> ms</div>
-<div id="chaos-status"></div></section>
+<div id="chaos-status"></div>
+<div class="note">traffic: <input id="order-count" type="number" value="5" min="1" max="50" style="width:4em"> order(s) through POST /orders, one after another
+<button id="place-orders">place orders</button></div>
+<div id="traffic-status" class="note"></div></section>
 <section class="wide" id="problems-box" hidden><h2>Could not read</h2><div class="bad" id="problems"></div></section>
 </main>
 <script>${script}</script>
