@@ -219,6 +219,8 @@ export interface Options {
   readonly timeline?: number
   /** Sagas counted at most; default 10,000. */
   readonly sagaLimit?: number
+  /** The invariants are checked again at most this often (they read every ledger); default 2 seconds. */
+  readonly invariantsEvery?: Duration.DurationInput
 }
 
 export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboard")<Dashboard, {
@@ -385,6 +387,13 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
           }
         })
 
+        const invariantsEvery = Duration.toMillis(Duration.decode(options.invariantsEvery ?? "2 seconds"))
+        let lastInvariants: { readonly at: number; readonly value: typeof InvariantsView.Type } | undefined
+        const invariantsAt = (at: number) =>
+          lastInvariants !== undefined && at - lastInvariants.at < invariantsEvery
+            ? Effect.succeed(lastInvariants.value)
+            : Effect.tap(invariants, (value) => Effect.sync(() => { lastInvariants = { at, value } }))
+
         const downstreams = Effect.forEach(everyServer, (server) =>
           Effect.gen(function*() {
             const faults = yield* server.faults
@@ -438,7 +447,7 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
               discrepancies: null,
               note: "the stuck-order detector rechecks parked charges; no Reconciliation run against the providers' ledgers is wired yet"
             },
-            invariants: yield* part("invariants", invariants, { checked: 0, ok: 0, inFlight: 0, violations: [], byState: {} }),
+            invariants: yield* part("invariants", invariantsAt(at), { checked: 0, ok: 0, inFlight: 0, violations: [], byState: {} }),
             downstreams: yield* part("downstreams", downstreams, []),
             problems: problems.slice()
           })
