@@ -6,12 +6,14 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Config from "../src/Config.js"
 import * as Browser from "../src/dashboard/Browser.js"
+import * as Chaos from "../src/dashboard/Chaos.js"
 import * as Downstreams from "../src/Downstreams.js"
 import { Snapshot } from "../src/dashboard/Snapshot.js"
 import { Breakers } from "../src/Gateways.js"
@@ -60,27 +62,40 @@ const eventsOf = (text: string) =>
     return { event: event!.slice("event: ".length), data: JSON.parse(data!.slice("data: ".length)) as Record<string, unknown> }
   })
 
-const withService = <A, E, R>(f: (baseUrl: string) => Effect.Effect<A, E, R>) =>
+const withService = <A, E, R>(f: (baseUrl: string, token: string) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
+    const adminToken = yield* Config.generateAdminToken
     const dir = yield* Effect.acquireRelease(
       Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-dashboard-"))),
       (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
     )
     return yield* Effect.gen(function*() {
       const address = (yield* HttpServer.HttpServer).address
-      return yield* f(address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1")
-    }).pipe(Effect.scoped, Effect.provide(Tour.layer(Config.tour({ database: path.join(dir, "orders.db") }))))
+      return yield* f(address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1", Redacted.value(adminToken))
+    }).pipe(Effect.scoped, Effect.provide(Tour.layer(Config.tour({ database: path.join(dir, "orders.db"), adminToken }))))
   }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Error))
 
-const postChaos = (baseUrl: string, downstream: string, body: string) =>
+const call = (baseUrl: string, method: string, url: string, options: { readonly token?: string; readonly body?: unknown } = {}) =>
   Effect.promise(() =>
-    fetch(`${baseUrl}/dashboard/chaos/${downstream}`, { method: "POST", body })
-      .then(async (r) => ({ status: r.status, body: await r.json() as Record<string, unknown> }))
+    fetch(`${baseUrl}${url}`, {
+      method,
+      headers: {
+        "content-type": "application/json",
+        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` })
+      },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
+    }).then(async (r) => ({ status: r.status, text: await r.text() }))
+  )
+
+const snapshotOf = (baseUrl: string) =>
+  Effect.flatMap(
+    Effect.promise(() => fetch(`${baseUrl}/dashboard/snapshot`).then((r) => r.json())),
+    Schema.decodeUnknown(Snapshot)
   )
 
 describe("the dashboard's routes", () => {
-  it.live("serve the page, snapshots, the events stream and the chaos controls", () =>
-    withService((baseUrl) =>
+  it.live("serve the page, snapshots and the events stream, and nothing that writes", () =>
+    withService((baseUrl, token) =>
       Effect.gen(function*() {
         const servers = yield* Downstreams.Downstreams
         const breakers = yield* Breakers
@@ -88,6 +103,11 @@ describe("the dashboard's routes", () => {
         const html = yield* Effect.promise(() => fetch(`${baseUrl}/dashboard`).then(async (r) => ({ type: r.headers.get("content-type"), text: await r.text() })))
         expect(html.type).toContain("text/html")
         expect(html.text).not.toMatch(/<(script|link|img)[^>]+(src|href)=/)
+        // The page never carries the token; its controls go to the admin API.
+        expect(html.text).not.toContain(token)
+        expect(html.text).toContain(`"/admin/chaos/"`)
+        expect(html.text).toContain(`"/admin/breakers/"`)
+        expect(html.text).not.toContain("/dashboard/chaos")
 
         const snapshot = yield* Effect.promise(() => fetch(`${baseUrl}/dashboard/snapshot`).then((r) => r.json()))
         const decoded = yield* Schema.decodeUnknown(Snapshot)(snapshot)
@@ -129,34 +149,45 @@ describe("the dashboard's routes", () => {
         })
         yield* b.reset
 
-        // The chaos controls: a bad body is a 400 with the Schema's error and changes nothing; an unknown downstream a 404.
-        const flood = yield* postChaos(baseUrl, "payment-a", JSON.stringify({ profile: "flood" }))
-        expect(flood.status).toBe(400)
-        expect(String(flood.body["error"])).toContain("profile")
-        const tooSlow = yield* postChaos(baseUrl, "payment-a", JSON.stringify({ profile: "slow", delayMillis: 60_001 }))
-        expect(tooSlow.status).toBe(400)
-        expect((yield* postChaos(baseUrl, "payment-a", "not json")).status).toBe(400)
-        expect(yield* servers.paymentA.faults).toEqual({})
-        const nowhere = yield* postChaos(baseUrl, "nowhere", JSON.stringify({ profile: "down" }))
-        expect(nowhere).toEqual({ status: 404, body: { error: "unknown downstream: nowhere" } })
+        // No write route under /dashboard: whatever the method, the old chaos route and the read-only routes change nothing.
+        const before = { up: yield* servers.paymentA.isUp, faults: yield* servers.paymentA.faults, state: yield* b.state }
+        for (const url of ["/dashboard", "/dashboard/snapshot", "/dashboard/events", "/dashboard/chaos/payment-a"]) {
+          for (const method of ["POST", "PUT", "PATCH", "DELETE"]) {
+            const answer = yield* call(baseUrl, method, url, { body: { profile: "down" } })
+            expect([method, url, answer.status]).toEqual([method, url, 404])
+          }
+        }
+        expect({ up: yield* servers.paymentA.isUp, faults: yield* servers.paymentA.faults, state: yield* b.state }).toEqual(before)
 
-        const slow = yield* postChaos(baseUrl, "shipping", JSON.stringify({ profile: "slow", delayMillis: 1500 }))
-        expect(slow).toEqual({
-          status: 200,
-          body: { downstream: "shipping", profile: "slow", up: true, faults: { faults: [{ type: "late", delay: "1s 500ms", rate: 1, after: 0 }] } }
-        })
-        expect((yield* postChaos(baseUrl, "shipping", JSON.stringify({ profile: "errors" }))).body["faults"]).toMatchObject({
-          faults: [{ type: "error", status: 503 }]
-        })
-        expect((yield* postChaos(baseUrl, "shipping", JSON.stringify({ profile: "hang" }))).body["faults"]).toMatchObject({
-          faults: [{ type: "never-answer" }]
-        })
-        expect((yield* postChaos(baseUrl, "shipping", JSON.stringify({ profile: "down" }))).body).toMatchObject({ up: false, faults: {} })
-        expect(yield* servers.shipping.isUp).toBe(false)
-        expect((yield* postChaos(baseUrl, "shipping", JSON.stringify({ profile: "healthy" }))).body).toMatchObject({ up: true, faults: {} })
+        // The page's profiles through the admin API: without the token (or with a wrong one) a 401 that changes nothing.
+        const down = Chaos.requestOf("down")
+        expect((yield* call(baseUrl, "PUT", "/admin/chaos/shipping", { body: down })).status).toBe(401)
+        expect((yield* call(baseUrl, "PUT", "/admin/chaos/shipping", { body: down, token: `${token}x` })).status).toBe(401)
+        expect((yield* call(baseUrl, "POST", "/admin/breakers/force-open", { body: { name: "shipping" } })).status).toBe(401)
         expect(yield* servers.shipping.isUp).toBe(true)
-        const after = Schema.decodeUnknownSync(Snapshot)(yield* Effect.promise(() => fetch(`${baseUrl}/dashboard/snapshot`).then((r) => r.json())))
-        expect(after.downstreams.find((d) => d.name === "shipping")?.profile).toBe("healthy")
+        expect(yield* breakers.get("shipping")!.state).toBe("Closed")
+
+        // With it, each profile is set, and the snapshot reads it back by name.
+        const expected: Record<Chaos.Profile, { readonly up: boolean; readonly faults: unknown }> = {
+          down: { up: false, faults: {} },
+          errors: { up: true, faults: { faults: [{ type: "error", status: 503 }] } },
+          slow: { up: true, faults: { faults: [{ type: "late", delay: 1500 }] } },
+          hang: { up: true, faults: { faults: [{ type: "never-answer" }] } },
+          healthy: { up: true, faults: {} }
+        }
+        for (const profile of ["down", "errors", "slow", "hang", "healthy"] as const) {
+          const answer = yield* call(baseUrl, "PUT", "/admin/chaos/shipping", { body: Chaos.requestOf(profile, 1500), token })
+          expect([profile, answer.status]).toEqual([profile, 200])
+          expect(JSON.parse(answer.text)).toMatchObject(expected[profile])
+          expect(yield* servers.shipping.isUp).toBe(expected[profile].up)
+          const read = (yield* snapshotOf(baseUrl)).downstreams.find((d) => d.name === "shipping")
+          expect([profile, read?.profile, read?.up]).toEqual([profile, profile, expected[profile].up])
+        }
+        // Faults the page does not name read as custom.
+        yield* call(baseUrl, "PUT", "/admin/chaos/shipping", { body: { faults: [{ type: "error", status: 500, rate: 0.5 }] }, token })
+        expect((yield* snapshotOf(baseUrl)).downstreams.find((d) => d.name === "shipping")?.profile).toBe("custom")
+        yield* call(baseUrl, "PUT", "/admin/chaos/shipping", { body: Chaos.requestOf("healthy"), token })
+        expect((yield* snapshotOf(baseUrl)).downstreams.find((d) => d.name === "shipping")?.profile).toBe("healthy")
       })
     ), { timeout: 60_000 })
 })
@@ -168,7 +199,8 @@ describe.skipIf(!hasChromium)("the dashboard", () => {
         Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "breakwater-dashboard-"))),
         (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
       )
-      const settings = Config.tour({ database: path.join(dir, "orders.db") })
+      const adminToken = yield* Config.generateAdminToken
+      const settings = Config.tour({ database: path.join(dir, "orders.db"), adminToken })
       yield* Effect.gen(function*() {
         const address = (yield* HttpServer.HttpServer).address
         const baseUrl = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1"
@@ -187,6 +219,28 @@ describe.skipIf(!hasChromium)("the dashboard", () => {
         const breakerRow = 'tr[data-breaker="payments/payment-a"]'
         yield* Effect.promise(() => page.waitForSelector(`${breakerRow}[data-state="Closed"]`, { timeout: 20_000 }))
         expect(yield* Effect.promise(() => page.textContent("#conn"))).toBe("live")
+
+        // Without the token, the controls get a 401 and change nothing.
+        const breakers = yield* Breakers
+        yield* Effect.promise(() => page.click('button[data-downstream="payment-a"][data-profile="down"]'))
+        yield* Effect.promise(() => page.waitForSelector('#chaos-status:text-is("payment-a down: 401: token required")'))
+        expect(yield* servers.paymentA.isUp).toBe(true)
+        yield* Effect.promise(() => page.click('tr[data-breaker="shipping"] button[data-breaker-action="force-open"]'))
+        yield* Effect.promise(() => page.waitForSelector('#breaker-status:text-is("shipping force-open: 401: token required")'))
+        expect(yield* breakers.get("shipping")!.state).toBe("Closed")
+
+        // The operator types the token: kept in the tab's sessionStorage, not in the URL.
+        yield* Effect.promise(() => page.fill("#admin-token", Redacted.value(adminToken)))
+        expect(yield* Effect.promise(() => page.evaluate<string | null>('sessionStorage.getItem("breakwater.adminToken")'))).toBe(Redacted.value(adminToken))
+        expect(page.url()).toBe(`${baseUrl}/dashboard`)
+
+        // A breaker forced open and reset from its row.
+        yield* Effect.promise(() => page.click('tr[data-breaker="shipping"] button[data-breaker-action="force-open"]'))
+        yield* Effect.promise(() => page.waitForSelector('tr[data-breaker="shipping"][data-state="ForcedOpen"]', { timeout: 20_000 }))
+        expect(yield* breakers.get("shipping")!.state).toBe("ForcedOpen")
+        yield* Effect.promise(() => page.click('tr[data-breaker="shipping"] button[data-breaker-action="reset"]'))
+        yield* Effect.promise(() => page.waitForSelector('tr[data-breaker="shipping"][data-state="Closed"]', { timeout: 20_000 }))
+        expect(yield* breakers.get("shipping")!.state).toBe("Closed")
 
         // Payment A down, from the page.
         yield* Effect.promise(() => page.click('button[data-downstream="payment-a"][data-profile="down"]'))

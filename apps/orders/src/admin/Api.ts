@@ -38,13 +38,18 @@ export type DownstreamName = typeof DownstreamName.Type
  * A fault profile as `ChaosServer.setFaults` takes it (durations as
  * milliseconds or strings such as `"2 seconds"`): global `latency` and
  * `faults`, per-route overrides in `routes` keyed `"METHOD /path"`. `{}`
- * clears every fault.
+ * clears every fault. `up`, when present, also sets the listener: `false`
+ * closes it (connections refused: a request is certainly not sent), `true`
+ * opens it again.
  */
-export const FaultProfile = ChaosServer.Faults.annotations({
+export const FaultProfile = Schema.Struct({
+  ...ChaosServer.Faults.fields,
+  up: Schema.optional(Schema.Boolean)
+}).annotations({
   identifier: "FaultProfile",
   jsonSchema: {
     type: "object",
-    description: "A chaos fault profile: { latency?, faults?, routes?: { \"METHOD /path\": { latency?, faults? } } }"
+    description: "A chaos fault profile: { latency?, faults?, routes?: { \"METHOD /path\": { latency?, faults? } }, up? }"
   }
 })
 

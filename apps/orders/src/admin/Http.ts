@@ -159,11 +159,19 @@ export const AdminHttp = HttpApiBuilder.group(Api, "admin", (handlers) =>
           (downstreams) => new ChaosList({ downstreams })
         ))
       .handle("chaosOf", ({ path }) => chaosView(path.downstream))
-      .handle("setChaos", ({ path, payload }) =>
+      .handle("setChaos", ({ path, payload: { up, ...faults } }) =>
         serverOf(path.downstream).pipe(
-          Effect.flatMap((server) => server.setFaults(payload)),
-          Effect.mapError((e) =>
-            e._tag === "ChaosUnavailable" ? e : new InvalidFaults({ downstream: path.downstream, field: e.field, reason: e.reason })
+          Effect.flatMap((server) =>
+            server.setFaults(faults).pipe(
+              Effect.mapError((e) => new InvalidFaults({ downstream: path.downstream, field: e.field, reason: e.reason })),
+              Effect.zipRight(Effect.flatMap(server.isUp, (isUp) =>
+                up === false && isUp
+                  ? server.down
+                  : up === true && !isUp
+                  ? Effect.mapError(server.up, (e) => new InvalidFaults({ downstream: path.downstream, field: "up", reason: e.message }))
+                  : Effect.void
+              ))
+            )
           ),
           Effect.zipRight(chaosView(path.downstream))
         ))

@@ -6,26 +6,23 @@
  * - `GET /dashboard/events`: server-sent events: a `snapshot` event at once
  *   and every `interval` (default 500 ms), and a `transition` event as soon
  *   as a breaker changes state or the payments failover switches provider;
- * - `POST /dashboard/chaos/:downstream` with `{ "profile": ..., "delayMillis"?: ... }`:
- *   sets a fault profile on a downstream (`Chaos.ts`); 200 with the
- *   downstream's view, 400 with the Schema's error for a bad body, 404 for an
- *   unknown downstream.
+ *
+ * All three only read, and need no token. The page's controls (chaos
+ * profiles, breaker force-open and reset) call the admin API (`/admin/...`)
+ * with the bearer token the operator types into the page: the dashboard has
+ * no write route of its own.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpRouter from "@effect/platform/HttpRouter"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as Chaos from "./Chaos.js"
 import { page } from "./page.js"
 import type { Event, Options as SnapshotOptions } from "./Snapshot.js"
-import { Dashboard, faultText, Snapshot, Transition } from "./Snapshot.js"
+import { Dashboard, Snapshot, Transition } from "./Snapshot.js"
 
 const encoder = new TextEncoder()
 const encodeSnapshot = Schema.encodeSync(Snapshot)
@@ -53,8 +50,6 @@ export const events = (interval: Duration.DurationInput) =>
     ).pipe(Stream.interruptWhen(dashboard.closing))
   }))
 
-const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
-
 export interface Options {
   /** Between two snapshots on the events stream; default 500 ms. */
   readonly interval?: Duration.DurationInput
@@ -81,32 +76,6 @@ export const routes = (options: Options = {}) =>
             headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
           })
         )
-      )
-      yield* router.post(
-        "/dashboard/chaos/:downstream",
-        Effect.gen(function*() {
-          const { downstream } = yield* HttpRouter.params
-          const servers = dashboard.servers
-          const server = [servers.inventory, servers.paymentA, servers.paymentB, servers.shipping, servers.notification]
-            .find((s) => s.name === downstream)
-          if (server === undefined) return json(404, { error: `unknown downstream: ${downstream ?? ""}` })
-          const body = yield* HttpServerRequest.schemaBodyJson(Chaos.ChaosRequest).pipe(Effect.either)
-          if (body._tag === "Left") {
-            const error = body.left
-            return json(400, {
-              error: ParseResult.isParseError(error) ? ParseResult.TreeFormatter.formatErrorSync(error) : "the body is not JSON"
-            })
-          }
-          const applied = yield* Chaos.apply(server, body.right).pipe(Effect.either)
-          if (applied._tag === "Left") return json(400, { error: applied.left.message })
-          yield* dashboard.setProfile(server.name, body.right.profile)
-          return json(200, {
-            downstream: server.name,
-            profile: body.right.profile,
-            up: yield* server.isUp,
-            faults: JSON.parse(faultText(yield* server.faults))
-          })
-        })
       )
     })
   )

@@ -34,6 +34,7 @@ import {
 import * as Invariants from "../Invariants.js"
 import { Orders } from "../Orders.js"
 import { StuckOrders } from "../StuckOrders.js"
+import * as Chaos from "./Chaos.js"
 import { ClientLatency } from "./Latency.js"
 
 // -----------------------------------------------------------------------------
@@ -147,7 +148,7 @@ export const DownstreamView = Schema.Struct({
   name: Schema.String,
   url: Schema.String,
   up: Schema.Boolean,
-  /** The fault profile set through the dashboard, or `custom`/`healthy` as read from the server. */
+  /** The named profile (`Chaos.profiles`) its listener and faults match, or `custom`. */
   profile: Schema.String,
   /** The server's faults, as JSON. */
   faults: Schema.String
@@ -227,8 +228,6 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
   readonly snapshot: Effect.Effect<Snapshot>
   /** Transitions published after this returns, until the scope closes. */
   readonly transitions: Effect.Effect<Queue.Dequeue<Transition>, never, Scope.Scope>
-  /** Records the profile set on a downstream (shown beside its faults). */
-  readonly setProfile: (downstream: string, profile: string) => Effect.Effect<void>
   readonly servers: Servers
   /** Completes when the dashboard's scope closes: open event streams end then, so the server can stop. */
   readonly closing: Effect.Effect<void>
@@ -249,7 +248,6 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
         const index = yield* SagaIndex.SagaIndex
         const latency = yield* ClientLatency
         const everyServer = [servers.inventory, servers.paymentA, servers.paymentB, servers.shipping, servers.notification]
-        const profiles = new Map<string, string>()
         const closing = yield* Deferred.make<void>()
         yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
 
@@ -403,7 +401,7 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
               name: server.name,
               url: server.url,
               up,
-              profile: profiles.get(server.name) ?? (up && text === "{}" ? "healthy" : "custom"),
+              profile: Chaos.profileOf(up, faults),
               faults: text
             }
           }))
@@ -457,7 +455,6 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
           // One snapshot at a time: `problems` is shared.
           snapshot: (yield* Effect.makeSemaphore(1)).withPermits(1)(snapshot),
           transitions: PubSub.subscribe(pubsub),
-          setProfile: (downstream, profile) => Effect.sync(() => void profiles.set(downstream, profile)),
           servers,
           closing: Deferred.await(closing)
         }

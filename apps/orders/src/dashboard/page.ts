@@ -3,11 +3,16 @@
  * external asset. The script listens to `/dashboard/events` (EventSource,
  * which reconnects by itself), renders each `snapshot` event whole, and
  * applies each `transition` event at once (the breaker's state and the
- * timeline). The chaos buttons POST to `/dashboard/chaos/:downstream`; the
- * traffic button places orders through the API's own `POST /orders`, one
- * after another, each with a fresh `Idempotency-Key`.
+ * timeline). The controls call the admin API with the token typed into the
+ * page's admin token field (kept in the tab's sessionStorage, sent as
+ * `Authorization: Bearer <token>`, never put in a URL): a chaos button PUTs
+ * its profile (`Chaos.requestOf`) to `/admin/chaos/:downstream`, a breaker's
+ * buttons POST `{ name }` to `/admin/breakers/force-open` or `/reset`. A 401
+ * shows as "401: token required". The traffic button places orders through
+ * the API's own `POST /orders`, one after another, each with a fresh
+ * `Idempotency-Key`.
  */
-import { profiles } from "./Chaos.js"
+import { profiles, requestOf } from "./Chaos.js"
 
 const css = `
 :root { --bg:#f5f6f8; --card:#fff; --ink:#1d2330; --muted:#667085; --line:#e3e6eb;
@@ -47,7 +52,10 @@ button { font: inherit; font-size:12px; padding:2px 8px; margin:1px; border:1px 
 button:hover { background:#e2e6ec; }
 button.on { background:#1d2330; color:#fff; border-color:#1d2330; }
 .faults { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:11px; color:var(--muted); word-break:break-all; }
-#chaos-status { margin-top:6px; font-size:12px; }
+#chaos-status, #breaker-status { margin-top:6px; font-size:12px; }
+td.control { white-space:nowrap; }
+#token-bar { grid-column: 1 / -1; display:flex; align-items:center; gap:8px; font-size:13px; }
+#token-bar input { font: inherit; width:22em; padding:2px 6px; }
 .bar { display:inline-block; height:10px; background:var(--info); border-radius:2px; vertical-align:middle; margin-left:6px; }
 `
 
@@ -82,9 +90,34 @@ const renderTimeline = () => fill("timeline", ...(timeline.length === 0
   : timeline.slice().reverse().map((t) => h("li", { "data-kind": t.kind, "data-dependency": t.dependency, "data-to": t.to },
       h("span", { class: "time" }, clock(t.at)), transitionText(t)))))
 
+const TOKEN_KEY = "breakwater.adminToken"
+const token = () => sessionStorage.getItem(TOKEN_KEY) || ""
+const showToken = () => { $("token-state").textContent = token() === "" ? "no token: the controls will get 401" : "token set for this tab" }
+
+/** One admin API call with the typed token; the status line says what came back. */
+const admin = (method, path, body, status, what) => {
+  const headers = { "content-type": "application/json" }
+  if (token() !== "") headers.authorization = "Bearer " + token()
+  $(status).textContent = what + ": ..."
+  return fetch(path, { method, headers, body: JSON.stringify(body) })
+    .then((r) => r.json().catch(() => ({})).then((b) => {
+      $(status).textContent = what + ": " + (r.status === 401 ? "401: token required"
+        : r.ok ? "done" : r.status + " " + (b.message || b._tag || JSON.stringify(b)).slice(0, 200))
+      return r.ok ? b : null
+    }))
+    .catch((e) => { $(status).textContent = what + ": " + String(e); return null })
+}
+
+const breakerAction = (name, action) =>
+  admin("POST", "/admin/breakers/" + action, { name }, "breaker-status", name + " " + action)
+    .then((b) => { if (b !== null) $("breaker-status").textContent = name + " " + action + ": " + b.state })
+
 const renderBreakers = (breakers) => fill("breakers",
-  head("dependency", "state", "#turned away", "rule"),
-  ...breakers.map((b) => row([b.dependency, h("td", {}, badge(b.state)), num(b.notPermitted), h("td", { class: "rule" }, b.rule)],
+  head("dependency", "state", "#turned away", "rule", "control"),
+  ...breakers.map((b) => row([b.dependency, h("td", {}, badge(b.state)), num(b.notPermitted), h("td", { class: "rule" }, b.rule),
+    h("td", { class: "control" },
+      h("button", { "data-breaker-action": "force-open", onclick: () => breakerAction(b.dependency, "force-open") }, "force open"),
+      h("button", { "data-breaker-action": "reset", onclick: () => breakerAction(b.dependency, "reset") }, "reset"))],
     { "data-breaker": b.dependency, "data-state": b.state })))
 
 const renderDependencies = (deps) => fill("dependencies",
@@ -118,14 +151,12 @@ const renderInvariants = (inv) => {
     ...inv.violations.slice(0, 20).map((v) => h("div", { class: "bad" }, v.orderId + " " + v.state + ": " + v.problems.join("; "))))
 }
 
-const post = (name, profile) => {
-  const delay = profile === "slow" ? Number($("delay").value || 2000) : undefined
-  fetch("/dashboard/chaos/" + encodeURIComponent(name), {
-    method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify(delay === undefined ? { profile } : { profile, delayMillis: delay })
-  }).then((r) => r.json().then((body) => {
-    $("chaos-status").textContent = r.ok ? name + ": " + body.profile + (body.up ? "" : " (down)") : name + ": " + r.status + " " + body.error
-  })).catch((e) => { $("chaos-status").textContent = String(e) })
+const chaosRequests = ${JSON.stringify(Object.fromEntries(profiles.map((p) => [p, requestOf(p)])))}
+const setChaos = (name, profile) => {
+  const body = JSON.parse(JSON.stringify(chaosRequests[profile]))
+  if (profile === "slow") body.faults[0].delay = Number($("delay").value || body.faults[0].delay)
+  admin("PUT", "/admin/chaos/" + encodeURIComponent(name), body, "chaos-status", name + " " + profile)
+    .then((view) => { if (view !== null) $("chaos-status").textContent = name + ": " + profile + (view.up ? "" : " (down)") })
 }
 
 const placeOrders = () => {
@@ -149,7 +180,7 @@ const renderChaos = (downstreams) => fill("chaos",
     h("td", { class: d.up ? "ok" : "bad" }, d.up ? "up" : "down"),
     h("td", {}, d.profile, h("div", { class: "faults" }, d.faults === "{}" ? "" : d.faults)),
     h("td", {}, ...${JSON.stringify(profiles)}.map((p) =>
-      h("button", { class: p === d.profile ? "on" : "", "data-downstream": d.name, "data-profile": p, onclick: () => post(d.name, p) }, p)))
+      h("button", { class: p === d.profile ? "on" : "", "data-downstream": d.name, "data-profile": p, onclick: () => setChaos(d.name, p) }, p)))
   ], { "data-downstream": d.name })))
 
 const render = (s) => {
@@ -195,6 +226,13 @@ const connect = () => {
   })
 }
 $("place-orders").addEventListener("click", placeOrders)
+$("admin-token").addEventListener("input", () => {
+  const value = $("admin-token").value.trim()
+  if (value === "") sessionStorage.removeItem(TOKEN_KEY); else sessionStorage.setItem(TOKEN_KEY, value)
+  showToken()
+})
+$("admin-token").value = token()
+showToken()
 connect()
 `
 
@@ -209,7 +247,10 @@ export const page = `<!doctype html>
 <body>
 <header><h1>Orders service</h1><span class="meta">live dashboard</span><span class="meta" id="at">waiting for the first snapshot</span><span id="conn">connecting</span></header>
 <main>
-<section class="span2"><h2>Circuit breakers</h2><table id="breakers"></table></section>
+<div id="token-bar"><label for="admin-token">admin token</label>
+<input id="admin-token" type="password" autocomplete="off" spellcheck="false" placeholder="the service's admin token (ADMIN_TOKEN)">
+<span class="note" id="token-state"></span></div>
+<section class="span2"><h2>Circuit breakers</h2><table id="breakers"></table><div id="breaker-status"></div></section>
 <section><h2>Breaker and failover timeline</h2><ol id="timeline"></ol></section>
 <section class="wide"><h2>Dependencies: calls, errors, latency, retries, bulkhead</h2><table id="dependencies"></table>
 <div class="note">calls and errors: HTTP attempts (breakwater_http_attempts_total) since the process started; latency: the last attempts' client spans; fail-fast: calls the client's breaker turned away.</div></section>
@@ -218,7 +259,7 @@ export const page = `<!doctype html>
 <section><h2>Idempotency</h2><div class="kv" id="idempotency"></div><div class="note" id="idempotency-note"></div></section>
 <section><h2>Reconciliation</h2><div class="kv" id="reconciliation"></div><div class="note" id="reconciliation-note"></div></section>
 <section class="span2"><h2>Invariants</h2><div id="invariants"></div></section>
-<section class="wide"><h2>Chaos controls</h2><table id="chaos"></table>
+<section class="wide"><h2>Chaos controls (admin API, token required)</h2><table id="chaos"></table>
 <div class="note">slow: answers after <input id="delay" type="number" value="2000" min="0" max="60000" step="100" style="width:6em"> ms</div>
 <div id="chaos-status"></div>
 <div class="note">traffic: <input id="order-count" type="number" value="5" min="1" max="50" style="width:4em"> order(s) through POST /orders, one after another

@@ -9,6 +9,9 @@
  *   controls, four orders failed over to B, A's breaker in the failover open;
  * - `dashboard-outbox-backlog.png`: payment A back, the notification service
  *   down, two orders confirmed with their notifications waiting in the outbox.
+ *
+ * The controls need the admin token: a fresh one (`generateAdminToken`),
+ * typed into the page's token field.
  */
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -16,6 +19,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Redacted from "effect/Redacted"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -34,6 +38,7 @@ const program = Effect.gen(function*() {
     fs.mkdirSync(images, { recursive: true })
     for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(`${database}${suffix}`, { force: true })
   })
+  const adminToken = yield* Config.generateAdminToken
   yield* Effect.gen(function*() {
     const address = (yield* HttpServer.HttpServer).address
     const baseUrl = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1"
@@ -59,6 +64,7 @@ const program = Effect.gen(function*() {
     const page = yield* Effect.promise(() => context.newPage())
     yield* Effect.promise(() => page.goto(`${baseUrl}/dashboard`))
     yield* Effect.promise(() => page.waitForSelector('tr[data-breaker="payments/payment-a"]'))
+    yield* Effect.promise(() => page.fill("#admin-token", Redacted.value(adminToken)))
     const shoot = (name: string) =>
       Effect.gen(function*() {
         // Two snapshots later, every panel shows what happened.
@@ -94,7 +100,7 @@ const program = Effect.gen(function*() {
     yield* Effect.promise(() => page.waitForSelector('#invariants .note:text-matches("^2 in flight")'))
     yield* shoot("outbox-backlog")
     yield* click("notification", "healthy")
-  }).pipe(Effect.scoped, Effect.provide(Tour.layer(Config.tour({ database }))))
+  }).pipe(Effect.scoped, Effect.provide(Tour.layer(Config.tour({ database, adminToken }))))
 }).pipe(Logger.withMinimumLogLevel(LogLevel.Error))
 
 NodeRuntime.runMain(program)
