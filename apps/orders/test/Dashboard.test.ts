@@ -149,6 +149,26 @@ describe("the dashboard's routes", () => {
         })
         yield* b.reset
 
+        // POST /orders through the idempotency-key middleware, as the idempotency panel counts it.
+        const api = Effect.map(snapshotOf(baseUrl), (s) => s.idempotency)
+        const before0 = yield* api
+        expect(Object.keys(before0.api).sort()).toEqual(
+          ["conflict", "executed", "invalid", "mismatch", "missing", "replayed", "unavailable", "unkeyed"]
+        )
+        const placed = yield* postOrder(baseUrl, "routes-1", 500)
+        expect(placed.status).toBe(202)
+        expect((yield* postOrder(baseUrl, "routes-1", 500)).status).toBe(202)
+        expect((yield* postOrder(baseUrl, "routes-1", 501)).status).toBe(422)
+        expect((yield* call(baseUrl, "POST", "/orders", { body: { sku: "mug", quantity: 1, amount: 500 } })).status).toBe(400)
+        const after0 = yield* api
+        const delta = (k: string) => (after0.api[k] ?? 0) - (before0.api[k] ?? 0)
+        expect(["executed", "replayed", "mismatch", "missing", "conflict"].map((k) => [k, delta(k)])).toEqual([
+          ["executed", 1], ["replayed", 1], ["mismatch", 1], ["missing", 1], ["conflict", 0]
+        ])
+        expect(after0.apiReplays - before0.apiReplays).toBe(1)
+        expect(after0.apiConflicts - before0.apiConflicts).toBe(1)
+        while ((yield* stateOf(baseUrl, placed.body.order.id)).order.state === "PENDING") yield* Effect.sleep("50 millis")
+
         // No write route under /dashboard: whatever the method, the old chaos route and the read-only routes change nothing.
         const before = { up: yield* servers.paymentA.isUp, faults: yield* servers.paymentA.faults, state: yield* b.state }
         for (const url of ["/dashboard", "/dashboard/snapshot", "/dashboard/events", "/dashboard/chaos/payment-a"]) {
@@ -256,6 +276,20 @@ describe.skipIf(!hasChromium)("the dashboard", () => {
           while ((yield* stateOf(baseUrl, placed.body.order.id)).order.state === "PENDING") yield* Effect.sleep("50 millis")
         }
         for (const id of ids) expect((yield* stateOf(baseUrl, id)).order.state).toBe("CONFIRMED")
+        // The same key again: a replay; with another body: a conflict (422). The idempotency panel counts both
+        // (the counter is the process's: another test in this file may have counted before).
+        const counted = (yield* Effect.flatMap(
+          Effect.promise(() => fetch(`${baseUrl}/dashboard/snapshot`).then((r) => r.json())),
+          Schema.decodeUnknown(Snapshot)
+        )).idempotency
+        const replayed = yield* postOrder(baseUrl, "dashboard-1", 701)
+        expect([replayed.status, replayed.body.order.id]).toEqual([202, ids[0]])
+        expect((yield* postOrder(baseUrl, "dashboard-1", 799)).status).toBe(422)
+        yield* Effect.promise(() =>
+          page.waitForSelector(`[data-testid="api-replays"]:text-is("${counted.apiReplays + 1}")`, { timeout: 20_000 })
+        )
+        const conflicts = `${counted.apiConflicts + 1} (${counted.api["conflict"]} in flight 409, ${counted.api["mismatch"]! + 1} other body 422)`
+        yield* Effect.promise(() => page.waitForSelector(`[data-testid="api-conflicts"]:text-is("${conflicts}")`, { timeout: 20_000 }))
 
         yield* Effect.promise(() => page.waitForSelector(`${breakerRow}[data-state="Open"]`, { timeout: 20_000 }))
         expect(yield* Effect.promise(() => page.textContent(`${breakerRow} [data-testid="state"]`))).toBe("Open")

@@ -234,6 +234,41 @@ export type IdempotencyKeys = internal.IdempotencyKeys
 export const replayedHeader: string = internal.REPLAYED_HEADER
 
 /**
+ * What the middleware did with a request of a covered method, the `outcome`
+ * label of `breakwater_idempotency_requests_total`:
+ *
+ * - `executed`: the key was claimed and the handler ran;
+ * - `replayed`: a stored response was sent again (`Idempotent-Replayed`);
+ * - `conflict`: 409, a request with the key is still being processed;
+ * - `mismatch`: 422, the key was used with another request;
+ * - `missing`: 400, no key while one is required;
+ * - `invalid`: 400, an empty or too long key;
+ * - `unavailable`: 503, the store could not be read;
+ * - `unkeyed`: no key while none is required: the handler ran, nothing stored.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const Outcome: typeof internal.Outcome = internal.Outcome
+
+/**
+ * @since 0.1.0
+ * @category Metrics
+ */
+export type Outcome = typeof Outcome.Type
+
+/**
+ * The middleware's counter: `breakwater_idempotency_requests_total`, one
+ * increment per request of a covered method, labelled `table` (the store's
+ * table) and `outcome` (`Outcome`). Requests of other methods are not
+ * counted.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const metrics: typeof internal.metrics = internal.metrics
+
+/**
  * The default fingerprint: `"<METHOD> <url> sha256:<hex of the body's SHA-256>"`,
  * the URL as the request carries it (path and query).
  *

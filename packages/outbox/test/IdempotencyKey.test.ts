@@ -20,6 +20,8 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
@@ -233,6 +235,56 @@ const suite = (name: string, backend: () => Backend) =>
         expect((yield* optional.call({})).status).toBe(201)
         expect((yield* optional.call({ key: "123456789" })).status).toBe(400)
         expect(yield* Ref.get(optional.runs)).toBe(2)
+      }).pipe(Effect.provide(backend())))
+
+    it.scopedLive("counts each request by outcome in breakwater_idempotency_requests_total", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        const { call, store } = yield* setup((run, order) =>
+          order.item === "slow"
+            ? Deferred.succeed(started, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(created(run, order)))
+            : created(run, order)
+        )
+        const counts = Effect.map(
+          Effect.forEach(IdempotencyKey.Outcome.literals, (outcome) =>
+            Effect.map(
+              Metric.value(Metric.taggedWithLabels(IdempotencyKey.metrics.requests, [
+                MetricLabel.make("table", store.options.table),
+                MetricLabel.make("outcome", outcome)
+              ])),
+              (state) => [outcome, state.count] as const
+            )),
+          (pairs) => Object.fromEntries(pairs)
+        )
+        expect(yield* counts).toStrictEqual({
+          executed: 0, replayed: 0, conflict: 0, mismatch: 0, missing: 0, invalid: 0, unavailable: 0, unkeyed: 0
+        })
+        expect((yield* call({ key: "a" })).status).toBe(201)
+        expect((yield* call({ key: "a" })).status).toBe(201)
+        expect((yield* call({ key: "a" })).headers["idempotent-replayed"]).toBe("true")
+        expect((yield* call({ key: "a", body: "{\"item\":\"pen\"}" })).status).toBe(422)
+        expect((yield* call({})).status).toBe(400)
+        expect((yield* call({})).status).toBe(400)
+        expect((yield* call({ key: "x".repeat(256) })).status).toBe(400)
+        const first = yield* Effect.fork(call({ key: "s", body: "{\"item\":\"slow\"}" }))
+        yield* Deferred.await(started)
+        expect((yield* call({ key: "s", body: "{\"item\":\"slow\"}" })).status).toBe(409)
+        yield* Deferred.succeed(gate, undefined)
+        expect((yield* Fiber.join(first)).status).toBe(201)
+        // GET is not covered: not counted.
+        expect((yield* call({ method: "GET", key: "g" })).status).toBe(200)
+        expect(yield* counts).toStrictEqual({
+          executed: 2, replayed: 2, conflict: 1, mismatch: 1, missing: 2, invalid: 1, unavailable: 0, unkeyed: 0
+        })
+
+        const optional = yield* setup(created, { required: false })
+        expect((yield* optional.call({})).status).toBe(201)
+        const unkeyed = yield* Metric.value(Metric.taggedWithLabels(IdempotencyKey.metrics.requests, [
+          MetricLabel.make("table", optional.store.options.table),
+          MetricLabel.make("outcome", "unkeyed")
+        ]))
+        expect(unkeyed.count).toBe(1)
       }).pipe(Effect.provide(backend())))
 
     it.scoped("a key expires after its ttl, on the Clock", () =>
@@ -469,6 +521,11 @@ const suite = (name: string, backend: () => Backend) =>
         expect(reply.headers["retry-after"]).toBe("1")
         expect(problemOf(reply).type).toBe("urn:breakwater:idempotency-key:unavailable")
         expect(yield* Ref.get(runs)).toBe(0)
+        const unavailable = yield* Metric.value(Metric.taggedWithLabels(IdempotencyKey.metrics.requests, [
+          MetricLabel.make("table", store.options.table),
+          MetricLabel.make("outcome", "unavailable")
+        ]))
+        expect(unavailable.count).toBe(1)
         const error = yield* Effect.flip(store.claim({ principal: "p", key: "k", fingerprint: "f" }))
         expect(error).toBeInstanceOf(IdempotencyKey.IdempotencyStoreError)
         expect(error.operation).toBe("claim")

@@ -5,6 +5,7 @@
  * ledgers), and a timeline of breaker transitions and failover switches,
  * recorded as they happen and pushed to subscribers.
  */
+import * as IdempotencyKey from "@breakwater/outbox/IdempotencyKey"
 import * as Outbox from "@breakwater/outbox/Outbox"
 import type * as CircuitBreaker from "@breakwater/resilience/CircuitBreaker"
 import * as SagaIndex from "@breakwater/saga/SagaIndex"
@@ -114,9 +115,16 @@ export const OutboxView = Schema.Struct({
 export const IdempotencyView = Schema.Struct({
   /** Requests that reached a downstream with an Idempotency-Key it had already applied, per downstream (their ledgers). */
   downstreamReplays: Schema.Record({ key: Schema.String, value: Schema.Number }),
-  /** What the service itself counts at `POST /orders`; `null` when no metric is wired there. */
-  apiReplays: Schema.NullOr(Schema.Number),
-  apiConflicts: Schema.NullOr(Schema.Number),
+  /**
+   * `POST /orders` requests by the middleware's outcome (`IdempotencyKey.Outcome`: `executed`, `replayed`,
+   * `conflict`, `mismatch`, `missing`, `invalid`, `unavailable`, `unkeyed`), from
+   * `breakwater_idempotency_requests_total` for the service's table, since the process started.
+   */
+  api: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** `api.replayed`: the stored answer sent again. */
+  apiReplays: Schema.Number,
+  /** `api.conflict` (409, the key's first request still running) plus `api.mismatch` (422, the key reused with another body). */
+  apiConflicts: Schema.Number,
   note: Schema.String
 })
 
@@ -247,6 +255,7 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
         const outbox = yield* Outbox.Outbox
         const index = yield* SagaIndex.SagaIndex
         const latency = yield* ClientLatency
+        const keys = yield* IdempotencyKey.IdempotencyKeys
         const everyServer = [servers.inventory, servers.paymentA, servers.paymentB, servers.shipping, servers.notification]
         const closing = yield* Deferred.make<void>()
         yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
@@ -359,12 +368,22 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
           for (const server of everyServer) {
             downstreamReplays[server.name] = (yield* server.effects()).reduce((n, e) => n + e.duplicates, 0)
           }
+          const pairs = yield* Metric.snapshot
+          const api: Record<string, number> = {}
+          for (const outcome of IdempotencyKey.Outcome.literals) api[outcome] = 0
+          for (const pair of pairs) {
+            if (pair.metricKey.name !== "breakwater_idempotency_requests_total") continue
+            if (labelOf(pair, "table") !== keys.options.table) continue
+            const outcome = labelOf(pair, "outcome") ?? "unknown"
+            api[outcome] = (api[outcome] ?? 0) + counterOf(pair)
+          }
           return {
             downstreamReplays,
-            apiReplays: null,
-            apiConflicts: null,
-            note: "POST /orders deduplicates by Idempotency-Key in the orders table and counts nothing; " +
-              "the numbers are the downstreams' own deduplications"
+            api,
+            apiReplays: api["replayed"] ?? 0,
+            apiConflicts: (api["conflict"] ?? 0) + (api["mismatch"] ?? 0),
+            note: `POST /orders: breakwater_idempotency_requests_total (table ${keys.options.table}) since the process started; ` +
+              "downstream replays: the downstreams' own ledgers"
           }
         })
 
@@ -435,8 +454,9 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
             outbox: yield* part("outbox", outboxView, emptyOutbox),
             idempotency: yield* part("idempotency", idempotency, {
               downstreamReplays: {},
-              apiReplays: null,
-              apiConflicts: null,
+              api: {},
+              apiReplays: 0,
+              apiConflicts: 0,
               note: ""
             }),
             reconciliation: {

@@ -195,8 +195,12 @@ const render = (s) => {
     ["delivered", s.outbox.delivered], ["retried deliveries", s.outbox.retried]])
   kv("idempotency", [
     ...Object.entries(s.idempotency.downstreamReplays).map(([k, v]) => [k + " replays", v]),
-    ["POST /orders replays", s.idempotency.apiReplays === null ? "not counted" : s.idempotency.apiReplays],
-    ["POST /orders conflicts", s.idempotency.apiConflicts === null ? "not counted" : s.idempotency.apiConflicts]])
+    ["POST /orders executed", s.idempotency.api.executed ?? 0],
+    ["POST /orders replays", h("span", { "data-testid": "api-replays" }, s.idempotency.apiReplays)],
+    ["POST /orders conflicts", h("span", { "data-testid": "api-conflicts" }, s.idempotency.apiConflicts + " (" +
+      (s.idempotency.api.conflict ?? 0) + " in flight 409, " + (s.idempotency.api.mismatch ?? 0) + " other body 422)"),
+      s.idempotency.apiConflicts > 0 ? "warn" : ""],
+    ["POST /orders without a key (400)", s.idempotency.api.missing ?? 0]])
   $("idempotency-note").textContent = s.idempotency.note
   kv("reconciliation", [["sagas parked (unknown outcome)", s.reconciliation.parked, s.reconciliation.parked > 0 ? "warn" : ""],
     ["stuck-order rechecks", s.reconciliation.rechecks],

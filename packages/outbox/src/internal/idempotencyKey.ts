@@ -20,6 +20,8 @@ import * as Encoding from "effect/Encoding"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -123,6 +125,31 @@ export class IdempotencyKeys extends Context.Tag("@breakwater/outbox/Idempotency
 
 /** @internal */
 export const REPLAYED_HEADER = "idempotent-replayed"
+
+/** @internal */
+export const Outcome = Schema.Literal(
+  "executed",
+  "replayed",
+  "conflict",
+  "mismatch",
+  "missing",
+  "invalid",
+  "unavailable",
+  "unkeyed"
+)
+
+/** @internal */
+export const metrics = {
+  requests: Metric.counter("breakwater_idempotency_requests_total", {
+    description: "Requests the idempotency-key middleware decided on, by outcome",
+    incremental: true
+  })
+}
+
+const count = (table: string, outcome: IdempotencyKey.Outcome) =>
+  Metric.increment(
+    Metric.taggedWithLabels(metrics.requests, [MetricLabel.make("table", table), MetricLabel.make("outcome", outcome)])
+  )
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -489,7 +516,8 @@ export const make = (
         if (!methods.has(request.method)) return yield* app
         const raw = request.headers[headerName]
         if (raw === undefined) {
-          if (!options.required) return yield* app
+          if (!options.required) return yield* Effect.zipRight(count(tableName, "unkeyed"), app)
+          yield* count(tableName, "missing")
           return problem(
             400,
             "missing",
@@ -499,6 +527,7 @@ export const make = (
         }
         const key = parseKey(raw, options.maxKeyLength)
         if (key === undefined) {
+          yield* count(tableName, "invalid")
           return problem(
             400,
             "invalid",
@@ -519,6 +548,7 @@ export const make = (
             if (claimed._tag === "Left") {
               // The handler has not run: the client may send the same key again.
               yield* Effect.logError(claimed.left.message, claimed.left.cause)
+              yield* count(tableName, "unavailable")
               return problem(
                 503,
                 "unavailable",
@@ -528,6 +558,16 @@ export const make = (
               )
             }
             const result = claimed.right
+            yield* count(
+              tableName,
+              result._tag === "Completed"
+                ? "replayed"
+                : result._tag === "Mismatch"
+                ? "mismatch"
+                : result._tag === "InFlight"
+                ? "conflict"
+                : "executed"
+            )
             switch (result._tag) {
               case "Completed":
                 return replay(result.response)
