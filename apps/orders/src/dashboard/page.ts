@@ -173,7 +173,9 @@ const placeOrders = () => {
     .catch((e) => { $("traffic-status").textContent = String(e) })
 }
 
-const renderChaos = (downstreams) => fill("chaos",
+const renderChaos = (downstreams) => downstreams.length === 0
+  ? fill("chaos", h("tr", {}, h("td", { class: "note" }, "the downstreams are not in this process (a service started with their URLs only): no chaos controls")))
+  : fill("chaos",
   head("downstream", "up", "profile", "set"),
   ...downstreams.map((d) => row([
     h("td", { title: d.url }, d.name),
