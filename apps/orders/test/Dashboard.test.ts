@@ -151,6 +151,12 @@ describe("the dashboard's routes", () => {
 
         // POST /orders through the idempotency-key middleware, as the idempotency panel counts it.
         const api = Effect.map(snapshotOf(baseUrl), (s) => s.idempotency)
+        const door0 = (yield* snapshotOf(baseUrl)).door
+        expect(door0).toMatchObject({
+          dependency: "orders-api",
+          bulkhead: { inFlight: 0, queued: 0, maxConcurrent: Config.tour().shedding?.bulkhead?.maxConcurrent },
+          rateLimit: { limit: Config.tour().shedding?.rateLimit?.limit }
+        })
         const before0 = yield* api
         expect(Object.keys(before0.api).sort()).toEqual(
           ["conflict", "executed", "invalid", "mismatch", "missing", "replayed", "unavailable", "unkeyed"]
@@ -168,6 +174,12 @@ describe("the dashboard's routes", () => {
         expect(after0.apiReplays - before0.apiReplays).toBe(1)
         expect(after0.apiConflicts - before0.apiConflicts).toBe(1)
         while ((yield* stateOf(baseUrl, placed.body.order.id)).order.state === "PENDING") yield* Effect.sleep("50 millis")
+        // Only the new order reached the door (the idempotency middleware answered the other three before it);
+        // its bulkhead permit is back once the order left PENDING.
+        const door1 = (yield* snapshotOf(baseUrl)).door
+        expect(door1.admitted - door0.admitted).toBe(1)
+        expect([door1.rateLimited - door0.rateLimited, door1.bulkheadFull - door0.bulkheadFull]).toEqual([0, 0])
+        expect(door1.bulkhead.inFlight).toBe(0)
 
         // No write route under /dashboard: whatever the method, the old chaos route and the read-only routes change nothing.
         const before = { up: yield* servers.paymentA.isUp, faults: yield* servers.paymentA.faults, state: yield* b.state }

@@ -34,6 +34,7 @@ import {
 } from "../Gateways.js"
 import * as Invariants from "../Invariants.js"
 import { Orders } from "../Orders.js"
+import { Shedding } from "../Shedding.js"
 import { StuckOrders } from "../StuckOrders.js"
 import * as Chaos from "./Chaos.js"
 import { ClientLatency } from "./Latency.js"
@@ -128,6 +129,26 @@ export const IdempotencyView = Schema.Struct({
   note: Schema.String
 })
 
+/** Load shedding at `POST /orders` (`Shedding`): its rate limiter and its bulkhead on the orders in flight. */
+export const DoorView = Schema.Struct({
+  /** The policies' dependency name (`orders-api`). */
+  dependency: Schema.String,
+  /** `bulkhead.stats` now, and its limits. */
+  bulkhead: Schema.Struct({
+    inFlight: Schema.Number,
+    queued: Schema.Number,
+    available: Schema.Number,
+    maxConcurrent: Schema.Number,
+    maxQueued: Schema.Number
+  }),
+  /** `rateLimiter.available()` now (tokens in the bucket), and the rate. */
+  rateLimit: Schema.Struct({ available: Schema.Number, limit: Schema.Number, period: Schema.String }),
+  /** `Shedding.counts`, since the service started: requests let through, turned away with 429, turned away with 503. */
+  admitted: Schema.Number,
+  rateLimited: Schema.Number,
+  bulkheadFull: Schema.Number
+})
+
 export const ReconciliationView = Schema.Struct({
   /** Sagas parked on an unknown outcome (`pending`), waiting for a check or an operator. */
   parked: Schema.Number,
@@ -170,6 +191,7 @@ export class Snapshot extends Schema.Class<Snapshot>("Snapshot")({
   sagas: SagaCounts,
   outbox: OutboxView,
   idempotency: IdempotencyView,
+  door: DoorView,
   reconciliation: ReconciliationView,
   invariants: InvariantsView,
   downstreams: Schema.Array(DownstreamView),
@@ -260,6 +282,7 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
         const index = yield* SagaIndex.SagaIndex
         const latency = yield* ClientLatency
         const keys = yield* IdempotencyKey.IdempotencyKeys
+        const shedding = yield* Shedding
         const everyServer = Option.match(servers, {
           onNone: () => [],
           onSome: (s) => [s.inventory, s.paymentA, s.paymentB, s.shipping, s.notification]
@@ -394,6 +417,24 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
           }
         })
 
+        const door = Effect.gen(function*() {
+          const stats = yield* shedding.bulkhead.stats
+          const counts = yield* shedding.counts
+          const { bulkhead, rateLimit } = shedding.options
+          return {
+            dependency: shedding.rateLimiter.dependency,
+            bulkhead: { ...stats, maxConcurrent: bulkhead.maxConcurrent, maxQueued: bulkhead.maxQueued },
+            rateLimit: {
+              available: yield* shedding.rateLimiter.available(),
+              limit: rateLimit.limit,
+              period: Duration.format(rateLimit.period)
+            },
+            admitted: counts.admitted.count,
+            rateLimited: counts.rateLimited.count,
+            bulkheadFull: counts.bulkheadFull.count
+          }
+        })
+
         const invariants = Effect.gen(function*() {
           const all = yield* orders.list()
           const byState: Record<string, number> = {}
@@ -465,6 +506,14 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
               apiReplays: 0,
               apiConflicts: 0,
               note: ""
+            }),
+            door: yield* part("load shedding", door, {
+              dependency: "",
+              bulkhead: { inFlight: 0, queued: 0, available: 0, maxConcurrent: 0, maxQueued: 0 },
+              rateLimit: { available: 0, limit: 0, period: "" },
+              admitted: 0,
+              rateLimited: 0,
+              bulkheadFull: 0
             }),
             reconciliation: {
               parked,

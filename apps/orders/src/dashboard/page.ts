@@ -204,6 +204,15 @@ const render = (s) => {
       s.idempotency.apiConflicts > 0 ? "warn" : ""],
     ["POST /orders without a key (400)", s.idempotency.api.missing ?? 0]])
   $("idempotency-note").textContent = s.idempotency.note
+  const d = s.door
+  kv("door", [
+    ["bulkhead (orders in flight)", h("span", { "data-testid": "door-bulkhead" }, d.bulkhead.inFlight + " / " + d.bulkhead.maxConcurrent +
+      (d.bulkhead.maxQueued > 0 ? ", " + d.bulkhead.queued + " / " + d.bulkhead.maxQueued + " queued" : ", no queue")),
+      d.bulkhead.available === 0 ? "bad" : ""],
+    ["rate limiter", Math.floor(d.rateLimit.available) + " tokens left (" + d.rateLimit.limit + " per " + d.rateLimit.period + ")"],
+    ["admitted", h("span", { "data-testid": "door-admitted" }, d.admitted)],
+    ["turned away: rate limited (429)", d.rateLimited, d.rateLimited > 0 ? "warn" : ""],
+    ["turned away: bulkhead full (503)", d.bulkheadFull, d.bulkheadFull > 0 ? "warn" : ""]])
   kv("reconciliation", [["sagas parked (unknown outcome)", s.reconciliation.parked, s.reconciliation.parked > 0 ? "warn" : ""],
     ["stuck-order rechecks", s.reconciliation.rechecks],
     ["discrepancies", s.reconciliation.discrepancies === null ? "not available" : s.reconciliation.discrepancies]])
@@ -264,7 +273,9 @@ export const page = `<!doctype html>
 <section><h2>Outbox</h2><div class="kv" id="outbox"></div></section>
 <section><h2>Idempotency</h2><div class="kv" id="idempotency"></div><div class="note" id="idempotency-note"></div></section>
 <section><h2>Reconciliation</h2><div class="kv" id="reconciliation"></div><div class="note" id="reconciliation-note"></div></section>
-<section class="span2"><h2>Invariants</h2><div id="invariants"></div></section>
+<section><h2>Load shedding at POST /orders</h2><div class="kv" id="door"></div>
+<div class="note">the rate limiter and the bulkhead in front of POST /orders (dependency orders-api): an order holds a bulkhead permit until it leaves PENDING</div></section>
+<section><h2>Invariants</h2><div id="invariants"></div></section>
 <section class="wide"><h2>Chaos controls (admin API, token required)</h2><table id="chaos"></table>
 <div class="note">slow: answers after <input id="delay" type="number" value="2000" min="0" max="60000" step="100" style="width:6em"> ms</div>
 <div id="chaos-status"></div>
