@@ -25,6 +25,7 @@ export type Impl =
   | "effect-workflow"
   | "undici"
   | "got"
+  | "effect-persisted-queue"
 
 /**
  * Contenders measured for reference only, printed beside the others but not
@@ -57,6 +58,10 @@ export interface Result {
   readonly opsPerSec?: number
   readonly p50Ms?: number
   readonly p99Ms?: number
+  /** `outbox`: whether every key's messages arrived in the order they were written, in every measured run. */
+  readonly orderingHeld?: boolean
+  /** What the row's numbers do not say by themselves (the `outbox` suite's `effect-persisted-queue` rows). */
+  readonly note?: string
 }
 
 /**

@@ -12,7 +12,8 @@ import { config, writeResults } from "./harness.js"
 const suites: Readonly<Record<string, () => Promise<Suite>>> = {
   overhead: async () => (await import("./suites/overhead.js")).suite,
   http: async () => (await import("./suites/http.js")).suite,
-  saga: async () => (await import("./suites/saga.js")).suite
+  saga: async () => (await import("./suites/saga.js")).suite,
+  outbox: async () => (await import("./suites/outbox.js")).suite
 }
 
 const usage = (): string =>
@@ -29,7 +30,9 @@ const usage = (): string =>
     "  BREAKWATER_BENCH_SAGAS=N        saga: sagas per round (default 200, quick 100)",
     "  BREAKWATER_BENCH_SAGA_CONCURRENCY=N  saga: sagas in flight (default 50)",
     "  BREAKWATER_PG_URL=postgres://...     saga: PostgreSQL for saga-3-steps-pg (skipped when unset); the role",
-    "                                       must be allowed to create databases (one per impl, dropped after)"
+    "                                       must be allowed to create databases (one per impl, dropped after);",
+    "                                       outbox: the outbox-pg-* and outbox-latency-* cases (skipped when unset)",
+    "  BREAKWATER_AMQP_URL=amqp://...      outbox: RabbitMQ for outbox-pg-rabbitmq and outbox-pg-rabbitmq-4 (skipped when unset)"
   ].join("\n")
 
 const loadAverage = (): string => os.loadavg().map((n) => n.toFixed(2)).join(" ")
