@@ -286,6 +286,20 @@ export const packageVersion = (name: string): string => {
   }
 }
 
+/**
+ * What the suites measure: the packages' compiled `dist` (`pnpm bench`, through
+ * `register.ts`'s resolve hook) or their TypeScript sources (`bench:source`,
+ * through tsx), read from where `@breakwater/resilience` resolves.
+ */
+export const measuredCode = (): { readonly compiled: boolean; readonly description: string } => {
+  const url = import.meta.resolve("@breakwater/resilience")
+  if (/\/dist\/[^/]+\.js$/.test(url)) return { compiled: true, description: "compiled @breakwater/* (packages/*/dist)" }
+  return {
+    compiled: false,
+    description: url.endsWith(".ts") ? "@breakwater/* from TypeScript sources" : `@breakwater/* from ${url}`
+  }
+}
+
 /** The major version of the Node.js running the suite. */
 export const nodeMajor = (): number => Number(process.versions.node.split(".")[0])
 

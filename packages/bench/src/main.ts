@@ -7,7 +7,7 @@
  */
 import * as os from "node:os"
 import type { Suite } from "./harness.js"
-import { config, writeResults } from "./harness.js"
+import { config, measuredCode, writeResults } from "./harness.js"
 
 const suites: Readonly<Record<string, () => Promise<Suite>>> = {
   overhead: async () => (await import("./suites/overhead.js")).suite,
@@ -57,7 +57,7 @@ const main = async (args: ReadonlyArray<string>): Promise<number> => {
     console.log(`# ${suite.name}: ${suite.description}`)
     const measures = suite.settings?.(settings) ?? `${settings.rounds} rounds, ~${settings.sampleMillis} ms per sample`
     console.log(
-      `node ${process.version}, ${os.cpus().length} CPUs, load average ${loadAverage()};`
+      `node ${process.version}, ${os.cpus().length} CPUs, load average ${loadAverage()}; ${measuredCode().description};`
         + ` ${settings.quick ? "quick mode, " : ""}${measures}`
     )
     const results = await suite.run(settings)

@@ -48,6 +48,7 @@ import {
   formatRatio,
   formatSpread,
   interleave,
+  measuredCode,
   nodeMajor,
   now,
   packageVersion,
@@ -442,8 +443,11 @@ const notes: ReadonlyArray<string> = [
   + " pipeline-no-spans; stack-span (stack with the pipeline's withSpan) beside pipeline-default. The floor-* rows"
   + " compare the forms in one run (ensuring: acquire, then ensuring(restore(call), release);"
   + " acquire-use-release: Effect.acquireUseRelease).",
-  "Breakwater runs from TypeScript source through tsx (esbuild keepNames wraps named per-call closures in"
-  + " __name); cockatiel, opossum and effect run precompiled JavaScript."
+  measuredCode().compiled
+    ? "Breakwater runs compiled: tsc's output in packages/*/dist, as published; cockatiel, opossum and effect run"
+      + " their published JavaScript too."
+    : "Breakwater runs from TypeScript source through tsx (esbuild keepNames wraps named functions in __name);"
+      + " cockatiel, opossum and effect run precompiled JavaScript. `pnpm bench` measures the compiled packages."
 ]
 
 /**
