@@ -13,7 +13,8 @@ import { fileURLToPath } from "node:url"
  * (`bare-effect` for Effect programs, `bare-promise` for async functions);
  * `effect-floor` for the `overhead` suite's floor cases (the least Effect 3
  * itself costs to do what a policy must); in the `saga` suite, Breakwater's saga or the same steps written directly
- * on `@effect/workflow` (`effect-workflow`).
+ * on `@effect/workflow` (`effect-workflow`); in the `http` suite, `undici` and `got`; in the `outbox` suite,
+ * `@effect/sql`'s `SqlPersistedQueue` (`effect-persisted-queue`).
  */
 export type Impl =
   | "breakwater"
