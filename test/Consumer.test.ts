@@ -1,9 +1,11 @@
 /**
  * The published packages as a user gets them: each public package is built
  * and packed as `pnpm publish` would pack it, the tarballs are installed with
- * npm into a fresh project outside the workspace (with the peers at the
- * versions the workspace pins), and `consumer/main.ts` is type-checked under
- * NodeNext and Bundler resolution, compiled, and run with plain `node`.
+ * npm into a fresh project outside the workspace, and `consumer/main.ts` is
+ * type-checked under NodeNext and Bundler resolution, compiled, and run with
+ * plain `node`: first with every peer at the lowest version of its range
+ * (`^3.22.4`: 3.22.4), then, after one more `npm install` in the same
+ * project, with every peer at the newest version its range allows.
  *
  * A new public package adds an entry to `packages` and a line to
  * `consumer/main.ts` (docs/ARCHITECTURE.md, "Adding a public package").
@@ -72,30 +74,54 @@ if (!reachable && !ci) {
   console.warn("the npm registry is unreachable: the consumer test (packing and installing the packages) is skipped")
 }
 
+/** The lowest version a peer range allows: `^1.2.3`, `~1.2.3` and `>=1.2.3` give 1.2.3. */
+const lowest = (range: string): string => {
+  const match = /^(?:\^|~|>=)\s*(\d+\.\d+\.\d+)$/.exec(range.trim())
+  if (match === null) throw new Error(`peer range "${range}": only ^x.y.z, ~x.y.z and >=x.y.z are understood`)
+  return match[1]!
+}
+
 /**
- * Every required peer of the public packages (other than our own), at the
- * exact version the workspace pins. Optional peers (ioredis) stay out: a user
- * who does not use that integration does not install it.
+ * Every required peer of the public packages (other than our own) and its
+ * range. Optional peers (ioredis, amqplib) stay out: a user who does not use
+ * that integration does not install it. Two packages naming the same peer
+ * must give it the same range, and the workspace's devDependency must pin
+ * it at the range's lowest version (which is what the workspace tests).
  */
-const peers = (): Array<string> => {
+const peerRanges = (): Array<readonly [peer: string, range: string]> => {
   const found = new Map<string, string>()
   const ours = new Set(packages.map((dir) => manifest(dir).name))
   for (const dir of packages) {
     const { devDependencies = {}, name, peerDependencies = {}, peerDependenciesMeta = {} } = manifest(dir)
-    for (const peer of Object.keys(peerDependencies)) {
+    for (const [peer, range] of Object.entries(peerDependencies)) {
       if (ours.has(peer) || peerDependenciesMeta[peer]?.optional === true) continue
       const pinned = devDependencies[peer]
-      if (pinned === undefined || !/^\d+\.\d+\.\d+/.test(pinned)) {
-        throw new Error(`${name}: the peer ${peer} has no exact devDependency`)
+      if (pinned !== lowest(range)) {
+        throw new Error(`${name}: the peer ${peer} (${range}) is pinned at ${pinned ?? "nothing"}, not at ${lowest(range)}`)
       }
-      if (found.has(peer) && found.get(peer) !== pinned) {
-        throw new Error(`${peer} is pinned at ${found.get(peer)} and ${pinned}`)
+      if (found.has(peer) && found.get(peer) !== range) {
+        throw new Error(`${peer} has the ranges ${found.get(peer)} and ${range}`)
       }
-      found.set(peer, pinned)
+      found.set(peer, range)
     }
   }
-  return [...found].map(([peer, version]) => `${peer}@${version}`).sort()
+  return [...found].sort(([a], [b]) => a.localeCompare(b))
 }
+
+/** The highest of some `x.y.z` versions (pre-releases, which `npm view` lists only when asked for, are left out). */
+const newestOf = (versions: ReadonlyArray<string>): string => {
+  const released = versions.filter((v) => /^\d+\.\d+\.\d+$/.test(v))
+  if (released.length === 0) throw new Error(`no released version among ${versions.join(", ")}`)
+  const key = (v: string) => v.split(".").map(Number)
+  return [...released].sort((a, b) => {
+    const [x, y] = [key(a), key(b)]
+    return x[0]! - y[0]! || x[1]! - y[1]! || x[2]! - y[2]!
+  }).at(-1)!
+}
+
+/** The version of `name` installed in `project`. */
+const installed = (project: string, name: string): string =>
+  JSON.parse(fs.readFileSync(path.join(project, "node_modules", name, "package.json"), "utf8")).version as string
 
 const tsconfig = (compilerOptions: Record<string, unknown>) =>
   JSON.stringify(
@@ -168,7 +194,7 @@ describe.skipIf(!reachable && !ci)("the packed packages in a fresh project", () 
           "--no-fund",
           "--loglevel=error",
           ...files.map((file) => path.join(tarballs, file)),
-          ...peers(),
+          ...peerRanges().map(([peer, range]) => `${peer}@${lowest(range)}`),
           `typescript@${rootDev["typescript"]}`,
           `@types/node@${rootDev["@types/node"]}`
         ],
@@ -186,33 +212,58 @@ describe.skipIf(!reachable && !ci)("the packed packages in a fresh project", () 
         tsconfig({ module: "ESNext", moduleResolution: "Bundler", noEmit: true })
       )
       const tsc = path.join(project, "node_modules/typescript/bin/tsc")
-      await ok(process.execPath, [tsc, "-p", "tsconfig.bundler.json"], project)
-      // Type-checks under NodeNext and emits out/main.js.
-      await ok(process.execPath, [tsc, "-p", "tsconfig.json"], project)
+      const check = async (peers: string) => {
+        await ok(process.execPath, [tsc, "-p", "tsconfig.bundler.json"], project)
+        // Type-checks under NodeNext and emits out/main.js.
+        fs.rmSync(path.join(project, "out"), { recursive: true, force: true })
+        await ok(process.execPath, [tsc, "-p", "tsconfig.json"], project)
+        const { code, stderr, stdout } = await run(process.execPath, ["out/main.js"], project, 120_000)
+        expect({ peers, code, stderr }).toStrictEqual({ peers, code: 0, stderr: "" })
+        expect(stdout.split("\n"), peers).toStrictEqual([
+          "resilience: 12 in stock after 3 attempts",
+          "resilience: Retry.layer is a function, a give-up reason is max-attempts",
+          "chaos: injected Unavailable",
+          "saga: reserve for o-1",
+          "saga: charge 30 for o-1",
+          "saga: o-1 -> ch-o-1",
+          "saga: reserve for o-2",
+          "saga: release r-o-2",
+          "saga: o-2 -> Declined (over the limit)",
+          "saga: o-2 status Compensated",
+          "saga: index compensated, completed",
+          "http: 7 available",
+          "http: ConnectError, sent no",
+          "outbox: delivered 1 (m-1)",
+          `done on node ${process.versions.node}`,
+          ""
+        ])
+      }
+      const ranges = peerRanges()
 
-      const { code, stderr, stdout } = await run(process.execPath, ["out/main.js"], project, 120_000)
-      expect({ code, stderr }).toStrictEqual({ code: 0, stderr: "" })
-      expect(stdout.split("\n")).toStrictEqual([
-        "resilience: 12 in stock after 3 attempts",
-        "resilience: Retry.layer is a function, a give-up reason is max-attempts",
-        "chaos: injected Unavailable",
-        "saga: reserve for o-1",
-        "saga: charge 30 for o-1",
-        "saga: o-1 -> ch-o-1",
-        "saga: reserve for o-2",
-        "saga: release r-o-2",
-        "saga: o-2 -> Declined (over the limit)",
-        "saga: o-2 status Compensated",
-        "saga: index compensated, completed",
-        "http: 7 available",
-        "http: ConnectError, sent no",
-        "outbox: delivered 1 (m-1)",
-        `done on node ${process.versions.node}`,
-        ""
-      ])
+      // The peers at the lowest version of their ranges (installed above).
+      for (const [peer, range] of ranges) expect(installed(project, peer), `${peer} ${range}`).toBe(lowest(range))
+      await check("lowest peers")
+
+      // The same project with every peer at the newest version its range allows (asked of the registry,
+      // so that npm cannot keep an installed version that already satisfies the range): one more install.
+      const newest = await Promise.all(ranges.map(async ([peer, range]) => {
+        const versions = [JSON.parse(await ok("npm", ["view", `${peer}@${range}`, "version", "--json"], project, 60_000))]
+          .flat() as Array<string>
+        return [peer, range, newestOf(versions)] as const
+      }))
+      await ok(
+        "npm",
+        ["install", "--no-audit", "--no-fund", "--loglevel=error", ...newest.map(([peer, , version]) => `${peer}@${version}`)],
+        project,
+        420_000
+      )
+      for (const [peer, range, version] of newest) expect(installed(project, peer), `${peer} ${range}`).toBe(version)
+      const described = newest.map(([peer, range, version]) => `${peer}@${version} (${range})`)
+      console.log(`consumer test, newest peers: ${described.join(", ")}`)
+      await check(`newest peers: ${described.join(", ")}`)
     } finally {
       for (const dir of packages) fs.rmSync(path.join(root, dir, "dist"), { recursive: true, force: true })
       fs.rmSync(work, { recursive: true, force: true })
     }
-  }, 600_000)
+  }, 900_000)
 })
