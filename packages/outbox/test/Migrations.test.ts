@@ -29,14 +29,14 @@ describe("migrations through @effect/sql's Migrator", () => {
       yield* Outbox.make({ table: "orders_outbox" })
       expect(yield* tables).toStrictEqual(["orders_outbox", "orders_outbox_migrations"])
       const rows = yield* sql<{ readonly migration_id: number; readonly name: string }>`
-        SELECT migration_id, name FROM orders_outbox_migrations`
-      expect(rows).toStrictEqual([{ migration_id: 1, name: "create_outbox" }])
+        SELECT migration_id, name FROM orders_outbox_migrations ORDER BY migration_id`
+      expect(rows).toStrictEqual([{ migration_id: 1, name: "create_outbox" }, { migration_id: 2, name: "pending_by_seq" }])
     }).pipe(Effect.provide(Sqlite)))
 
   it.effect("a user's Migrator runs the three sets; createTable: false then builds on them without DDL", () =>
     Effect.gen(function*() {
       expect(yield* migrator({ loader: Outbox.migrations({ table: "app_outbox" }), table: "app_outbox_migrations" }))
-        .toStrictEqual([[1, "create_outbox"]])
+        .toStrictEqual([[1, "create_outbox"], [2, "pending_by_seq"]])
       expect(yield* migrator({ loader: Inbox.migrations({ table: "app_inbox" }), table: "app_inbox_migrations" }))
         .toStrictEqual([[1, "create_inbox"]])
       expect(
@@ -81,7 +81,10 @@ describe("migrations through @effect/sql's Migrator", () => {
       // A second tracking table stands for a deployment that never ran the migrations: its run finds the table.
       const again = yield* Outbox.make({ table: "legacy", migrationsTable: "legacy_second" })
       expect((yield* again.list()).map((m) => m.id)).toStrictEqual(["kept"])
-      expect(yield* sql<{ readonly name: string }>`SELECT name FROM legacy_second`).toStrictEqual([{ name: "create_outbox" }])
+      expect(yield* sql<{ readonly name: string }>`SELECT name FROM legacy_second ORDER BY migration_id`).toStrictEqual([
+        { name: "create_outbox" },
+        { name: "pending_by_seq" }
+      ])
     }).pipe(Effect.provide(Sqlite)))
 
   it.effect("invalid options fail the loader with a MigrationError whose cause names the field", () =>
@@ -118,7 +121,8 @@ pg("migrations on PostgreSQL", () => {
       })
       yield* outboxes[0]!.publish(Event, { key: "k", payload: { n: 1 }, id: "one" })
       expect((yield* outboxes[3]!.list()).map((m) => m.id)).toStrictEqual(["one"])
-      const rows = yield* sql<{ readonly migration_id: number }>`SELECT migration_id FROM ${sql(`${table}_migrations`)}`
-      expect(rows).toStrictEqual([{ migration_id: 1 }])
+      const rows = yield* sql<{ readonly migration_id: number }>`SELECT migration_id FROM ${sql(`${table}_migrations`)}
+        ORDER BY migration_id`
+      expect(rows).toStrictEqual([{ migration_id: 1 }, { migration_id: 2 }])
     }).pipe(Effect.provide(PgLive)))
 })

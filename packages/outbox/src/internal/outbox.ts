@@ -107,6 +107,17 @@ export const steps = (options: { readonly table: string }): ReadonlyArray<Migrat
       yield* sql`CREATE INDEX IF NOT EXISTS ${index("pending")} ON ${table} (msg_key, seq) WHERE status = 'pending'`
       yield* sql`CREATE INDEX IF NOT EXISTS ${index("status")} ON ${table} (status, delivered_at)`
     })
+  ],
+  [
+    2,
+    "pending_by_seq",
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      // The claim walks pending rows in seq order and stops after `batchSize` heads: without this index
+      // it read every pending row and sorted them before its LIMIT.
+      yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${options.table}_pending_seq`)} ON ${sql(options.table)} (seq)
+        WHERE status = 'pending'`
+    })
   ]
 ]
 

@@ -305,17 +305,19 @@ export const make = (
       Effect.ignore
     )
 
-    // The loop: a full batch goes on at once; otherwise wait for a wake-up or the poll interval.
+    // The loop: a full batch, or one that delivered anything (the next message of each of its keys is
+    // now the head), goes on at once; otherwise wait for a wake-up or the poll interval. The wake-up
+    // latch is closed before the claim, so a notification that arrives while a batch runs is not lost.
     const loop = Effect.gen(function*() {
       while (true) {
+        yield* wake.close
         const result = yield* Effect.either(runOnce)
         if (result._tag === "Left") {
           yield* PubSub.publish(events, { _tag: "RelayFailed", error: result.left.message })
         }
-        if (result._tag === "Right" && result.right.claimed === options.batchSize) continue
+        if (result._tag === "Right" && (result.right.claimed === options.batchSize || result.right.delivered > 0)) continue
         // The gauges read the whole table: once per busy run, before the loop waits, not after every batch.
         yield* refreshGauges
-        yield* wake.close
         yield* wake.await.pipe(Effect.timeout(options.pollInterval), Effect.ignore)
       }
     })
