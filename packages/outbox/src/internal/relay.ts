@@ -142,13 +142,20 @@ export const make = (
         Effect.map((delays) => Math.ceil(Duration.toMillis(Option.getOrElse(Chunk.last(delays), () => Duration.zero))))
       )
 
+    // Pending rows in seq order (migration 2), so the claim stops after `batchSize` heads instead of reading
+    // and sorting every pending row. PostgreSQL's planner picks the index by itself; SQLite's, without
+    // statistics, prefers the status index and sorts, so it is named there.
+    const pendingBySeq = outbox.dialect === "sqlite"
+      ? sql`INDEXED BY ${sql(`${outbox.options.table}_pending_seq`)}`
+      : sql``
+
     /** Claims the head (lowest `seq` pending message) of up to `batchSize` keys, each unclaimed and due. */
     const claim = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const rows = yield* sql<Row>`UPDATE ${table}
         SET claimed_by = ${relayId}, claimed_until = ${now + Math.ceil(leaseMillis)}
         WHERE seq IN (
-          SELECT o.seq FROM ${table} o
+          SELECT o.seq FROM ${table} o ${pendingBySeq}
           WHERE o.status = 'pending' AND o.available_at <= ${now}
             AND (o.claimed_until IS NULL OR o.claimed_until < ${now})
             AND o.seq = (SELECT MIN(p.seq) FROM ${table} p WHERE p.msg_key = o.msg_key AND p.status = 'pending')
