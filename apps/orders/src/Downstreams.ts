@@ -2,13 +2,15 @@
  * The order service's downstreams, each a ChaosServer on 127.0.0.1 (an
  * ephemeral port): inventory, payment providers A and B (different request
  * shapes), shipping and notification. Their ledgers record every side effect
- * by idempotency key; every request of the service also carries
+ * by idempotency key (the payment providers list theirs at a ledger endpoint:
+ * A `GET /charges/ledger?from=&to=`, B `GET /v2/payments/ledger?since=&until=`); every request of the service also carries
  * `x-order-id`, so the ledgers can be read per order.
  */
 import * as ChaosServer from "@breakwater/chaos/ChaosServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Crypto from "node:crypto"
 import { DownstreamUrls } from "./DownstreamUrls.js"
 
 export interface Servers {
@@ -30,22 +32,55 @@ const keyOf = (request: ChaosServer.ChaosRequest) => request.headers["idempotenc
 
 const bad = (message: string): ChaosServer.ChaosResponse => ({ status: 400, body: { error: message } })
 
+/** One applied charge or refund, as a provider's ledger endpoint lists it (before its own shape). */
+interface LedgerRow {
+  readonly kind: "charge" | "refund"
+  readonly key: string
+  readonly orderId: string
+  /** The charge's id (a refund's: the charge it refunds). */
+  readonly chargeId: string
+  readonly amount: number
+  readonly at: number
+}
+
+const window = (request: ChaosServer.ChaosRequest, from: string, to: string) => {
+  const f = Number(request.query[from])
+  const t = Number(request.query[to])
+  return request.query[from] === undefined || request.query[to] === undefined || !Number.isFinite(f) || !Number.isFinite(t) || f > t
+    ? undefined
+    : { from: f, to: t }
+}
+
+const sha256 = (body: string) => Crypto.createHash("sha256").update(body).digest("hex")
+
 /**
- * A payment provider: its charges by idempotency key, and a status endpoint
- * that answers from the server's own ledger of side effects, so a charge
- * whose request was lost (a fault that did not do the work) is "not found"
- * even though the handler saw it.
+ * A payment provider: its charges by idempotency key, a status endpoint
+ * and a ledger endpoint, both answering from the server's own ledger of side
+ * effects, so a charge whose request was lost (a fault that did not do the
+ * work) is "not found" even though the handler saw it. The ledger lists the
+ * charges and refunds applied in a window (`from` inclusive, `to`
+ * exclusive, the server's clock in milliseconds), each with the order and
+ * the amount of the request body that did it.
  */
-const paymentProvider = (name: "payment-a" | "payment-b") => {
+const paymentProvider = (name: "payment-a" | "payment-b", routes: { readonly charge: string; readonly refund: string }) => {
   const payments = new Map<string, string>()
+  // What each request body said, by its SHA-256 (the ledger's bodySha256): the order, the amount, the charge refunded.
+  const bodies = new Map<string, { readonly orderId: string; readonly amount: string; readonly chargeId: string }>()
+  const amounts = new Map<string, string>()
   const prefix = name === "payment-a" ? "ch-a" : "pay-b"
   let server: ChaosServer.ChaosServer | undefined
-  const charge = (request: ChaosServer.ChaosRequest, amount: string): ChaosServer.ChaosResponse => {
+  const charge = (request: ChaosServer.ChaosRequest, orderId: string, amount: string): ChaosServer.ChaosResponse => {
     if (amount === "") return bad("amount is required")
     const key = keyOf(request)
     const id = payments.get(key) ?? `${prefix}-${payments.size + 1}`
     payments.set(key, id)
+    bodies.set(sha256(request.body), { orderId, amount, chargeId: id })
+    if (!amounts.has(id)) amounts.set(id, amount)
     return { status: 201, body: { id, status: "succeeded" } }
+  }
+  const refund = (request: ChaosServer.ChaosRequest, chargeId: string): ChaosServer.ChaosResponse => {
+    bodies.set(sha256(request.body), { orderId: request.headers["x-order-id"] ?? "", amount: amounts.get(chargeId) ?? "", chargeId })
+    return { status: 201, body: { refunded: chargeId } }
   }
   const status = (request: ChaosServer.ChaosRequest): ChaosServer.ChaosResponse => {
     const key = request.query["key"] ?? ""
@@ -56,8 +91,18 @@ const paymentProvider = (name: "payment-a" | "payment-b") => {
       ? { status: 404, body: { status: "not-found" } }
       : { body: { id, status: "succeeded" } }
   }
+  /** The charges and refunds applied in `[from, to)`, oldest first. */
+  const ledger = (from: number, to: number): ReadonlyArray<LedgerRow> => {
+    const entries = server === undefined ? [] : Effect.runSync(server.requests)
+    return entries.flatMap((e): Array<LedgerRow> => {
+      const kind = e.route === `POST ${routes.charge}` ? "charge" : e.route === `POST ${routes.refund}` ? "refund" : undefined
+      const body = bodies.get(e.bodySha256)
+      if (kind === undefined || e.effect !== "applied" || e.at < from || e.at >= to || body === undefined) return []
+      return [{ kind, key: e.idempotencyKey ?? "", orderId: body.orderId, chargeId: body.chargeId, amount: Number(body.amount), at: e.at }]
+    })
+  }
   const attach = (self: ChaosServer.ChaosServer) => Effect.sync(() => { server = self })
-  return { charge, status, attach }
+  return { charge, refund, status, ledger, attach }
 }
 
 export const make = Effect.gen(function*() {
@@ -82,21 +127,50 @@ export const make = Effect.gen(function*() {
     ]
   })
 
-  const a = paymentProvider("payment-a")
+  const a = paymentProvider("payment-a", { charge: "/charges", refund: "/refunds" })
   const paymentA = yield* ChaosServer.make({
     name: "payment-a",
     routes: [
       {
         method: "POST",
         path: "/charges",
-        handler: (request) => a.charge(request, field(request.json, "amount")),
+        handler: (request) => a.charge(request, field(request.json, "orderId"), field(request.json, "amount")),
         effect: { kind: "charge" }
       },
       { method: "GET", path: "/charges/status", handler: a.status },
       {
+        // A's shape: ?from=&to= (milliseconds), { charges: [...], refunds: [...] }.
+        method: "GET",
+        path: "/charges/ledger",
+        handler: (request) => {
+          const w = window(request, "from", "to")
+          if (w === undefined) return bad("from and to are required: milliseconds, from <= to")
+          const rows = a.ledger(w.from, w.to)
+          return {
+            body: {
+              charges: rows.filter((r) => r.kind === "charge").map((r) => ({
+                id: r.chargeId,
+                idempotencyKey: r.key,
+                orderId: r.orderId,
+                amount: r.amount,
+                currency: "KRW",
+                createdAt: r.at
+              })),
+              refunds: rows.filter((r) => r.kind === "refund").map((r) => ({
+                chargeId: r.chargeId,
+                idempotencyKey: r.key,
+                orderId: r.orderId,
+                amount: r.amount,
+                createdAt: r.at
+              }))
+            }
+          }
+        }
+      },
+      {
         method: "POST",
         path: "/refunds",
-        handler: (request) => ({ status: 201, body: { refunded: field(request.json, "chargeId") } }),
+        handler: (request) => a.refund(request, field(request.json, "chargeId")),
         effect: { kind: "refund" }
       }
     ]
@@ -104,21 +178,42 @@ export const make = Effect.gen(function*() {
 
   yield* a.attach(paymentA)
 
-  const b = paymentProvider("payment-b")
+  const b = paymentProvider("payment-b", { charge: "/v2/payments", refund: "/v2/payments/refund" })
   const paymentB = yield* ChaosServer.make({
     name: "payment-b",
     routes: [
       {
         method: "POST",
         path: "/v2/payments",
-        handler: (request) => b.charge(request, field(request.json, "amountMinor")),
+        handler: (request) => b.charge(request, field(request.json, "reference"), field(request.json, "amountMinor")),
         effect: { kind: "charge" }
       },
       { method: "GET", path: "/v2/payments/status", handler: b.status },
       {
+        // B's shape: ?since=&until= (milliseconds), { entries: [{ type: "payment" | "refund", ... }] }.
+        method: "GET",
+        path: "/v2/payments/ledger",
+        handler: (request) => {
+          const w = window(request, "since", "until")
+          if (w === undefined) return bad("since and until are required: milliseconds, since <= until")
+          return {
+            body: {
+              entries: b.ledger(w.from, w.to).map((r) => ({
+                type: r.kind === "charge" ? "payment" : "refund",
+                paymentId: r.chargeId,
+                key: r.key,
+                reference: r.orderId,
+                amountMinor: r.amount,
+                time: r.at
+              }))
+            }
+          }
+        }
+      },
+      {
         method: "POST",
         path: "/v2/payments/refund",
-        handler: (request) => ({ status: 201, body: { refunded: field(request.json, "paymentId") } }),
+        handler: (request) => b.refund(request, field(request.json, "paymentId")),
         effect: { kind: "refund" }
       }
     ]

@@ -125,6 +125,48 @@ export type Charge = typeof Charge.Type
 
 const Payment = Schema.Struct({ id: Schema.String, status: Schema.String })
 
+/** One charge or refund a provider's ledger holds, in the domain's terms whichever provider's shape it came in. */
+export interface LedgerRecord {
+  readonly provider: Provider
+  readonly kind: "charge" | "refund"
+  /** The idempotency key of the request that did it. */
+  readonly key: string
+  readonly orderId: string
+  /** The charge (a refund's: the charge it refunds). */
+  readonly chargeId: string
+  readonly amount: number
+  /** When the provider applied it (its clock, milliseconds). */
+  readonly at: number
+}
+
+const LedgerA = Schema.Struct({
+  charges: Schema.Array(Schema.Struct({
+    id: Schema.String,
+    idempotencyKey: Schema.String,
+    orderId: Schema.String,
+    amount: Schema.Number,
+    createdAt: Schema.Number
+  })),
+  refunds: Schema.Array(Schema.Struct({
+    chargeId: Schema.String,
+    idempotencyKey: Schema.String,
+    orderId: Schema.String,
+    amount: Schema.Number,
+    createdAt: Schema.Number
+  }))
+})
+
+const LedgerB = Schema.Struct({
+  entries: Schema.Array(Schema.Struct({
+    type: Schema.Literal("payment", "refund"),
+    paymentId: Schema.String,
+    key: Schema.String,
+    reference: Schema.String,
+    amountMinor: Schema.Number,
+    time: Schema.Number
+  }))
+})
+
 export type PaymentError = Client.ClientError | HttpError.DecodeError | Failover.NoProviderAvailableError
 
 export class Payments extends Context.Tag("@breakwater/orders/Payments")<Payments, {
@@ -134,6 +176,14 @@ export class Payments extends Context.Tag("@breakwater/orders/Payments")<Payment
   /** The payment made with `key`, asked of A then B; `undefined` when neither has one. */
   readonly status: (orderId: OrderId, key: string) => Effect.Effect<Charge | undefined, Client.ClientError | HttpError.DecodeError>
   readonly refund: (orderId: OrderId, charge: Charge, key: string) => Effect.Effect<void, Client.ClientError>
+  /**
+   * Both providers' ledgers over `[from, to)` (milliseconds): A's
+   * `GET /charges/ledger?from=&to=` and B's `GET /v2/payments/ledger?since=&until=`,
+   * read at once; fails when either cannot be read.
+   */
+  readonly ledger: (
+    window: { readonly from: number; readonly to: number }
+  ) => Effect.Effect<ReadonlyArray<LedgerRecord>, Client.ClientError | HttpError.DecodeError>
 }>() {
   static readonly layer = Layer.scoped(
     Payments,
@@ -189,6 +239,46 @@ export class Payments extends Context.Tag("@breakwater/orders/Payments")<Payment
               found === undefined ? statusOf(b, "/v2/payments/status", "payment-b", orderId, key) : Effect.succeed(found)
             )
           ),
+        ledger: ({ from, to }) =>
+          Effect.all([
+            a.execute(HttpClientRequest.get("/charges/ledger", { urlParams: { from: String(from), to: String(to) } })).pipe(
+              Effect.flatMap(a.json(LedgerA)),
+              Effect.map((l): Array<LedgerRecord> => [
+                ...l.charges.map((c) => ({
+                  provider: "payment-a" as const,
+                  kind: "charge" as const,
+                  key: c.idempotencyKey,
+                  orderId: c.orderId,
+                  chargeId: c.id,
+                  amount: c.amount,
+                  at: c.createdAt
+                })),
+                ...l.refunds.map((r) => ({
+                  provider: "payment-a" as const,
+                  kind: "refund" as const,
+                  key: r.idempotencyKey,
+                  orderId: r.orderId,
+                  chargeId: r.chargeId,
+                  amount: r.amount,
+                  at: r.createdAt
+                }))
+              ])
+            ),
+            b.execute(HttpClientRequest.get("/v2/payments/ledger", { urlParams: { since: String(from), until: String(to) } })).pipe(
+              Effect.flatMap(b.json(LedgerB)),
+              Effect.map((l): Array<LedgerRecord> =>
+                l.entries.map((e) => ({
+                  provider: "payment-b" as const,
+                  kind: e.type === "payment" ? "charge" as const : "refund" as const,
+                  key: e.key,
+                  orderId: e.reference,
+                  chargeId: e.paymentId,
+                  amount: e.amountMinor,
+                  at: e.time
+                }))
+              )
+            )
+          ], { concurrency: 2 }).pipe(Effect.map(([x, y]) => [...x, ...y])),
         refund: (orderId, charge, key) =>
           (charge.provider === "payment-a"
             ? post("/refunds", orderId, key, { chargeId: charge.chargeId }).pipe(Effect.flatMap(a.execute))
