@@ -298,7 +298,7 @@ export const scenes = Effect.gen(function*() {
   yield* say(`GET /orders/${lost.order.id} -> ${stillPending.order.state}, "${stillPending.message}"`)
   // The detector runs on its own schedule (settings.stuck.interval); the tour waits for its recheck.
   const secondPark = yield* parked(2)
-  for (const found of (yield* stuckOrders.rechecks).filter((f) => f.orderId === lost.order.id)) {
+  for (const found of (yield* stuckOrders.actions).filter((f) => f.orderId === lost.order.id)) {
     yield* say(
       `stuck-order detector: ${found.orderId} PENDING for ${(found.pendingMillis / 1000).toFixed(1)} s, saga ${found.saga} on ${found.step ?? "-"} -> ${found.action}`
     )

@@ -127,6 +127,7 @@ describe("the admin API", () => {
         ["POST", "/admin/needs-attention/ord_x/resolve", undefined],
         ["GET", "/admin/payments/pending", undefined],
         ["POST", "/admin/payments/ord_x/reconcile", { _tag: "NotApplied" }],
+        ["GET", "/admin/reconciliation", undefined],
         ["GET", "/admin/outbox/dead-letters", undefined],
         ["POST", "/admin/outbox/dead-letters/x/replay", undefined]
       ]

@@ -3,7 +3,8 @@
  * token): the circuit breakers (states, force open, reset), the downstreams'
  * chaos profiles, the sagas parked for an operator (needs-attention: retry
  * the compensation or mark it resolved), the orders parked on an unknown
- * charge (reconcile), and the outbox's dead letters (replay). An invalid
+ * charge (reconcile by hand), the stuck-order detector's reconciliation
+ * report (`GET /admin/reconciliation`), and the outbox's dead letters (replay). An invalid
  * body, path or query is a 400 with the Schema's error
  * (`HttpApiDecodeError`); a missing or wrong token is a 401 and nothing runs.
  */
@@ -15,6 +16,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as Schema from "effect/Schema"
 import { OrderId } from "../Domain.js"
 import { Charge } from "../Gateways.js"
+import { Report as ReconciliationReport } from "../Reconciler.js"
 import { AdminAuth } from "./Security.js"
 
 // -----------------------------------------------------------------------------
@@ -238,6 +240,7 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .addError(UnknownOrder)
       .addError(NotParked)
   )
+  .add(HttpApiEndpoint.get("reconciliation", "/reconciliation").addSuccess(ReconciliationReport))
   .add(HttpApiEndpoint.get("deadLetters", "/outbox/dead-letters").addSuccess(DeadLetterList))
   .add(
     HttpApiEndpoint.post("replay", "/outbox/dead-letters/:id/replay")

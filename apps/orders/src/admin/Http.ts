@@ -1,7 +1,8 @@
 /**
  * The handlers of the admin API, over the service's own parts: the
  * `Breakers`, the `Downstreams` (their ChaosServer API), the order saga's
- * operator API (`retryCompensation`, `markResolved`, `reconcile`) and the
+ * operator API (`retryCompensation`, `markResolved`, `reconcile`), the
+ * `Reconciler`'s report and the
  * outbox (`deadLetters`, `replay`). Each handler runs only after `AdminAuth`
  * accepted the token.
  */
@@ -21,6 +22,7 @@ import { Downstreams } from "../Downstreams.js"
 import { Breakers, describeError } from "../Gateways.js"
 import { OrdersRepo } from "../orders/Repo.js"
 import { OrderSaga } from "../orders/Saga.js"
+import { Reconciler } from "../Reconciler.js"
 import {
   BreakerList,
   BreakerView,
@@ -71,6 +73,7 @@ export const AdminHttp = HttpApiBuilder.group(Api, "admin", (handlers) =>
     const repo = yield* OrdersRepo
     const { charge, saga } = yield* OrderSaga
     const outbox = yield* Outbox.Outbox
+    const reconciler = yield* Reconciler
     const engine = yield* Effect.context<WorkflowEngine | SagaIndex.SagaIndex>()
 
     const downstreamNames: ReadonlyArray<DownstreamName> = ["inventory", "payment-a", "payment-b", "shipping", "notification"]
@@ -224,6 +227,8 @@ export const AdminHttp = HttpApiBuilder.group(Api, "admin", (handlers) =>
             charge,
             payload._tag === "Applied" ? { _tag: "Applied", value: payload.charge } : { _tag: payload._tag }
           )))
+      // The stuck-order detector's reconciliation against the providers' ledgers
+      .handle("reconciliation", () => reconciler.report)
       // Outbox
       .handle("deadLetters", () =>
         outbox.deadLetters().pipe(
