@@ -25,7 +25,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as net from "node:net"
-import { NeedsAttentionList, PendingPaymentList, SagaAction } from "./admin/Api.js"
+import { NeedsAttentionList, SagaAction } from "./admin/Api.js"
 import * as App from "./App.js"
 import * as BurstScene from "./burst/Scene.js"
 import * as Config from "./Config.js"
@@ -38,6 +38,7 @@ import * as Invariants from "./Invariants.js"
 import { OrderList } from "./orders/Api.js"
 import { Orders } from "./Orders.js"
 import { OrderSaga } from "./orders/Saga.js"
+import * as Reconciler from "./Reconciler.js"
 import { StuckOrders } from "./StuckOrders.js"
 
 export interface Report {
@@ -278,44 +279,46 @@ export const scenes = Effect.gen(function*() {
     "6. A charge that is lost",
     "A never answers the charge and never does it. The read timeout makes the outcome unknown; the status\n" +
       "checks find no payment at A or B and, with no cancel API, the saga parks as pending: the order stays\n" +
-      "PENDING. The stuck-order detector finds it and has the saga check again: still nothing. An operator\n" +
-      "compares the providers' records (no charge for this order) and reconciles the charge as not applied:\n" +
-      "the saga releases the stock and the order ends FAILED."
+      "PENDING. The stuck-order detector finds it and reconciles it against both providers' ledgers\n" +
+      "(GET /charges/ledger at A, GET /v2/payments/ledger at B): no charge for this order at either, so the\n" +
+      "charge is reconciled as not applied: the saga releases the stock and the order ends FAILED."
   )
   yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "never-answer" }] } } })
   const lost = yield* post("tour-6", { sku: "clock", quantity: 1, amount: 3000 })
   yield* say(`POST /orders (Idempotency-Key: tour-6) -> 202 ${lost.order.id}: ${lost.order.state}`)
   const lostExecution = yield* orders.executionId(lost.order.id)
-  const parked = (attempt: number) =>
-    waitUntil(
-      `the saga to park (${attempt})`,
-      Effect.map(orderSaga.saga.status(lostExecution), (s) => s?._tag === "Pending" && s.attempt >= attempt ? s : undefined)
-    )
-  const firstPark = yield* parked(1)
+  const firstPark = yield* waitUntil(
+    "the saga to park",
+    Effect.map(orderSaga.saga.status(lostExecution), (s) => s?._tag === "Pending" ? s : undefined)
+  )
   yield* servers.paymentA.setFaults({})
   yield* say(`saga Pending on "${firstPark.error.step}" after ${firstPark.error.checks} status checks`)
   const stillPending = yield* get(lost.order.id)
   yield* say(`GET /orders/${lost.order.id} -> ${stillPending.order.state}, "${stillPending.message}"`)
-  // The detector runs on its own schedule (settings.stuck.interval); the tour waits for its recheck.
-  const secondPark = yield* parked(2)
-  for (const found of (yield* stuckOrders.actions).filter((f) => f.orderId === lost.order.id)) {
-    yield* say(
-      `stuck-order detector: ${found.orderId} PENDING for ${(found.pendingMillis / 1000).toFixed(1)} s, saga ${found.saga} on ${found.step ?? "-"} -> ${found.action}`
-    )
-  }
-  yield* say(`saga Pending again, ${secondPark.error.checks} status checks in all (attempt ${secondPark.attempt}): for a person now`)
-  const pendingPayments = yield* adminJson(PendingPaymentList)(HttpClientRequest.get("/admin/payments/pending"))
-  for (const p of pendingPayments.payments) {
-    yield* say(`operator: GET /admin/payments/pending -> ${p.orderId} amount ${p.amount}, ${p.step} unknown after ${p.checks} checks (attempt ${p.attempt})`)
-  }
-  const lostCounts = (yield* Invariants.countsOf(servers, [lost.order.id])).get(lost.order.id)!
-  yield* say(`operator: charges for ${lost.order.id} in the providers' ledgers: ${lostCounts.charged} -> reconcile as NotApplied`)
-  const reconciled = yield* adminJson(SagaAction)(
-    HttpClientRequest.post(`/admin/payments/${lost.order.id}/reconcile`).pipe(HttpClientRequest.bodyUnsafeJson({ _tag: "NotApplied" }))
-  )
-  yield* say(`operator: POST /admin/payments/${lost.order.id}/reconcile { "_tag": "NotApplied" } -> 202 ${reconciled.action}`)
+  // The detector runs on its own schedule (settings.stuck.interval); the tour waits for its reconciliation.
   const lostFinal = yield* settled(lost.order.id)
   sceneOrders["6"] = { orderId: lostFinal.order.id, state: lostFinal.order.state }
+  for (const found of (yield* stuckOrders.actions).filter((f) => f.orderId === lost.order.id)) {
+    yield* say(
+      `stuck-order detector: ${found.orderId} PENDING for ${(found.pendingMillis / 1000).toFixed(1)} s, saga ${found.saga} on ${
+        found.step ?? "-"
+      } -> ${found.action}`
+    )
+  }
+  const reconciliation = yield* adminJson(Reconciler.Report)(HttpClientRequest.get("/admin/reconciliation"))
+  const lastRun = reconciliation.lastRun
+  if (lastRun !== null) {
+    const kinds = Object.entries(lastRun.discrepancies).map(([kind, n]) => `${kind} ${n}`).join(", ")
+    yield* say(
+      `operator: GET /admin/reconciliation -> ${reconciliation.runs} runs; the last with orders compared ${lastRun.orders} order(s) ` +
+        `over the last ${((lastRun.window.to - lastRun.window.from) / 1000).toFixed(1)} s of both ledgers: ${kinds}; fixed ${lastRun.fixed}, left for an operator ${lastRun.unfixed}`
+    )
+    for (const f of lastRun.findings) yield* say(`  ${f.orderId}: ${f.kind} (${f.detail}) -> ${f.action}`)
+  }
+  yield* say(
+    `reconciled so far: applied ${reconciliation.reconciled.applied}, not applied ${reconciliation.reconciled.notApplied}; ` +
+      `left for an operator: ${reconciliation.attention.length}`
+  )
   yield* report(lostFinal)
   yield* timeline(lost.order.id)
   yield* sagaSteps(lost.order.id)

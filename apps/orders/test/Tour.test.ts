@@ -47,7 +47,8 @@ describe("the order service tour", () => {
       expect(failed.counts).toMatchObject({ charged: 1, refunded: 1, reserved: 1, released: 1, shipped: 0, notified: 0 })
       // 5: exactly one notification after the outage.
       expect(byId.get(report.scenes["5"]!.orderId)?.counts.notified).toBe(1)
-      // 6: the lost charge, reconciled as not applied: FAILED, nothing charged, the stock released.
+      // 6: the lost charge, reconciled as not applied by the stuck-order detector against both providers' ledgers:
+      // FAILED, nothing charged, the stock released.
       expect(report.scenes["6"]?.state).toBe("FAILED")
       expect(byId.get(report.scenes["6"]!.orderId)?.counts).toMatchObject({ charged: 0, reserved: 1, released: 1 })
       // 7: A slows down, then recovers; whichever provider charged, each order is charged once.
