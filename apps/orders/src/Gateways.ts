@@ -173,7 +173,13 @@ export class Payments extends Context.Tag("@breakwater/orders/Payments")<Payment
   readonly failover: Failover.Failover<Provider>
   /** The charge, sent to A, or to B when A certainly did nothing. */
   readonly charge: (order: { readonly orderId: OrderId; readonly amount: Amount }, key: string) => Effect.Effect<Charge, PaymentError>
-  /** The payment made with `key`, asked of A then B; `undefined` when neither has one. */
+  /**
+   * The payment made with `key`; `undefined` when none. Asked of the provider
+   * whose charge answer was uncertain (sent "maybe") in this process: the
+   * failover moves a charge to B only when A certainly did nothing, so no
+   * other provider can hold it. A key this process did not charge (after a
+   * restart, or charged by another instance) is asked of A, then B.
+   */
   readonly status: (orderId: OrderId, key: string) => Effect.Effect<Charge | undefined, Client.ClientError | HttpError.DecodeError>
   readonly refund: (orderId: OrderId, charge: Charge, key: string) => Effect.Effect<void, Client.ClientError>
   /**
@@ -197,6 +203,12 @@ export class Payments extends Context.Tag("@breakwater/orders/Payments")<Payment
         providers: [{ name: "payment-a", ...breaker }, { name: "payment-b", ...breaker }],
         failoverOn: HttpError.notSent
       })
+      // The provider that answered a charge with sent "maybe", by key: the only one that may have done it.
+      const uncertain = new Map<string, Provider>()
+      const remember = (provider: Provider, key: string) => (error: unknown) =>
+        Effect.sync(() => {
+          if (HttpError.sentOf(error) === "maybe") uncertain.set(key, provider)
+        })
       const statusOf = (client: Client.Client, path: string, provider: Provider, orderId: OrderId, key: string) =>
         client.execute(
           HttpClientRequest.get(path).pipe(
@@ -224,21 +236,29 @@ export class Payments extends Context.Tag("@breakwater/orders/Payments")<Payment
             })
             return yield* failover.route({
               "payment-a": a.execute(toA).pipe(
+                Effect.tapError(remember("payment-a", key)),
                 Effect.flatMap(a.json(Payment)),
                 Effect.map((p): Charge => ({ provider: "payment-a", chargeId: p.id }))
               ),
               "payment-b": b.execute(toB).pipe(
+                Effect.tapError(remember("payment-b", key)),
                 Effect.flatMap(b.json(Payment)),
                 Effect.map((p): Charge => ({ provider: "payment-b", chargeId: p.id }))
               )
             })
           }),
-        status: (orderId, key) =>
-          statusOf(a, "/charges/status", "payment-a", orderId, key).pipe(
-            Effect.flatMap((found) =>
-              found === undefined ? statusOf(b, "/v2/payments/status", "payment-b", orderId, key) : Effect.succeed(found)
-            )
-          ),
+        status: (orderId, key) => {
+          const atA = statusOf(a, "/charges/status", "payment-a", orderId, key)
+          const atB = statusOf(b, "/v2/payments/status", "payment-b", orderId, key)
+          switch (uncertain.get(key)) {
+            case "payment-a":
+              return atA
+            case "payment-b":
+              return atB
+            case undefined:
+              return atA.pipe(Effect.flatMap((found) => found === undefined ? atB : Effect.succeed(found)))
+          }
+        },
         ledger: ({ from, to }) =>
           Effect.all([
             a.execute(HttpClientRequest.get("/charges/ledger", { urlParams: { from: String(from), to: String(to) } })).pipe(

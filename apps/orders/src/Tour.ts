@@ -278,10 +278,10 @@ export const scenes = Effect.gen(function*() {
   yield* scene(
     "6. A charge that is lost",
     "A never answers the charge and never does it. The read timeout makes the outcome unknown; the status\n" +
-      "checks find no payment at A or B and, with no cancel API, the saga parks as pending: the order stays\n" +
-      "PENDING. The stuck-order detector finds it and reconciles it against both providers' ledgers\n" +
-      "(GET /charges/ledger at A, GET /v2/payments/ledger at B): no charge for this order at either, so the\n" +
-      "charge is reconciled as not applied: the saga releases the stock and the order ends FAILED."
+      "checks (at A: the charge never went to B) find no payment and, with no cancel API, the saga parks as\n" +
+      "pending: the order stays PENDING. The stuck-order detector finds it and reconciles it against both\n" +
+      "providers' ledgers (GET /charges/ledger at A, GET /v2/payments/ledger at B): no charge for this order at\n" +
+      "either, so the charge is reconciled as not applied: the saga releases the stock and the order ends FAILED."
   )
   yield* servers.paymentA.setFaults({ routes: { "POST /charges": { faults: [{ type: "never-answer" }] } } })
   const lost = yield* post("tour-6", { sku: "clock", quantity: 1, amount: 3000 })
