@@ -57,6 +57,8 @@ export interface Row {
   readonly maxMs: number
   /** Requests that reached payment A or B (their ledgers), per order: charges, status checks, refunds. */
   readonly callsPerOrder: number
+  /** Of those, the charge requests (`POST /charges` at A, `POST /v2/payments` at B), per order: blind retries show here. */
+  readonly chargesPerOrder: number
   /** Payment requests attempted, per order, reached or not (refused connections included). */
   readonly paymentAttemptsPerOrder: number
   /** Requests that reached any downstream (every ledger), per order. */
@@ -176,14 +178,19 @@ const summary = (outcomes: ReadonlyArray<Outcome>) => {
   }
 }
 
-/** Ledger entries of the given orders: by `x-order-id`, or the outbox message id of their notification. */
-const ledgerCalls = (servers: ReadonlyArray<ChaosServer.ChaosServer>, ids: ReadonlySet<string>) =>
+/**
+ * Ledger entries of the given orders: by `x-order-id`, or the outbox message id of their notification; only the
+ * routes `routes` lists, when given.
+ */
+const ledgerCalls = (servers: ReadonlyArray<ChaosServer.ChaosServer>, ids: ReadonlySet<string>, routes?: ReadonlySet<string>) =>
   Effect.map(Effect.forEach(servers, (s) => s.requests), (ledgers) =>
     ledgers.flat().filter((e) => {
       const key = e.idempotencyKey ?? ""
-      return ids.has(e.headers["x-order-id"] ?? "") ||
-        (key.startsWith("order-confirmed-") && ids.has(key.slice("order-confirmed-".length)))
+      return (routes === undefined || routes.has(e.route ?? "")) && (ids.has(e.headers["x-order-id"] ?? "") ||
+        (key.startsWith("order-confirmed-") && ids.has(key.slice("order-confirmed-".length))))
     }).length)
+
+const chargeRoutes: ReadonlySet<string> = new Set(["POST /charges", "POST /v2/payments"])
 
 /** The sum of a counter over its label sets that `select` accepts. */
 const counter = (name: string, select: (tags: ReadonlyMap<string, string>) => boolean) =>
@@ -315,6 +322,7 @@ const runBreakwater = (
     const checks = yield* Checks.breakwater(servers, all.orders as ReadonlyArray<Order>)
     return yield* finish(profile, "breakwater", options, outcomes, checks, {
       payment: yield* ledgerCalls([servers.paymentA, servers.paymentB], ids),
+      charges: yield* ledgerCalls([servers.paymentA, servers.paymentB], ids, chargeRoutes),
       downstream: yield* ledgerCalls(Profiles.serversOf(servers), ids),
       paymentAttempts: (yield* paymentAttempts) - attemptsBefore,
       retries: (yield* retries) - retriesBefore,
@@ -346,6 +354,7 @@ const runNaive = (
     const { attempts } = counters
     return yield* finish(profile, "naive", options, results, checks, {
       payment: yield* ledgerCalls([servers.paymentA, servers.paymentB], ids),
+      charges: yield* ledgerCalls([servers.paymentA, servers.paymentB], ids, chargeRoutes),
       downstream: yield* ledgerCalls(Profiles.serversOf(servers), ids),
       paymentAttempts: attempts["payment-a"] + attempts["payment-b"],
       retries: counters.retries,
@@ -361,6 +370,7 @@ const finish = (
   checks: ReadonlyArray<Checks.OrderCheck>,
   calls: {
     readonly payment: number
+    readonly charges: number
     readonly downstream: number
     readonly paymentAttempts: number
     readonly retries: number
@@ -375,6 +385,7 @@ const finish = (
     rate: options.rate,
     ...summary(outcomes),
     callsPerOrder: round(calls.payment / outcomes.length, 3),
+    chargesPerOrder: round(calls.charges / outcomes.length, 3),
     paymentAttemptsPerOrder: round(calls.paymentAttempts / outcomes.length, 3),
     downstreamCallsPerOrder: round(calls.downstream / outcomes.length, 3),
     retries: calls.retries,

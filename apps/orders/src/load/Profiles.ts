@@ -35,7 +35,7 @@ export const describe = (profile: Profile, settings: Settings): string => {
     case "healthy":
       return "no faults"
     case "payment-a-outage":
-      return "payment A refuses every connection for the whole run"
+      return "payment A answers 503 to every charge for the whole run, without charging (the request reached it: sent \"maybe\")"
     case "slow-payment":
       return `payment A answers half of its charges after ${
         Duration.format(Duration.times(settings.timeouts.paymentRead, 2))
@@ -46,9 +46,9 @@ export const describe = (profile: Profile, settings: Settings): string => {
 }
 
 /**
- * Puts the servers in the profile's state: the base latency everywhere, the
- * profile's faults, payment A's listener closed for `payment-a-outage` (and
- * open otherwise).
+ * Puts the servers in the profile's state: the base latency everywhere, every
+ * listener open, and the profile's faults (`payment-a-outage`: A answers 503
+ * to every `POST /charges`, without doing the charge).
  */
 export const apply = (
   servers: Servers,
@@ -64,7 +64,10 @@ export const apply = (
       case "healthy":
         return
       case "payment-a-outage":
-        return yield* servers.paymentA.down
+        return yield* servers.paymentA.setFaults({
+          latency: baseLatency,
+          routes: { "POST /charges": { faults: [{ type: "error", status: 503 }] } }
+        })
       case "slow-payment":
         return yield* servers.paymentA.setFaults({
           latency: baseLatency,

@@ -66,6 +66,7 @@ const columns: ReadonlyArray<readonly [string, (row: Row) => string]> = [
   ["p95 ms", (r) => String(r.p95Ms)],
   ["p99 ms", (r) => String(r.p99Ms)],
   ["pay calls/order", (r) => r.callsPerOrder.toFixed(2)],
+  ["charges/order", (r) => r.chargesPerOrder.toFixed(2)],
   ["pay attempts/order", (r) => r.paymentAttemptsPerOrder.toFixed(2)],
   ["calls/order", (r) => r.downstreamCallsPerOrder.toFixed(2)],
   ["retries", (r) => String(r.retries)],
