@@ -44,11 +44,10 @@ interface LedgerRow {
 }
 
 const window = (request: ChaosServer.ChaosRequest, from: string, to: string) => {
-  const f = Number(request.query[from])
-  const t = Number(request.query[to])
-  return request.query[from] === undefined || request.query[to] === undefined || !Number.isFinite(f) || !Number.isFinite(t) || f > t
-    ? undefined
-    : { from: f, to: t }
+  const f = Number(request.query[from] ?? "")
+  const t = Number(request.query[to] ?? "")
+  const given = (request.query[from] ?? "").trim() !== "" && (request.query[to] ?? "").trim() !== ""
+  return !given || !Number.isFinite(f) || !Number.isFinite(t) || f > t ? undefined : { from: f, to: t }
 }
 
 const sha256 = (body: string) => Crypto.createHash("sha256").update(body).digest("hex")

@@ -95,7 +95,7 @@ export class Run extends Schema.Class<Run>("ReconciliationRun")({
 }) {}
 
 export class Report extends Schema.Class<Report>("ReconciliationReport")({
-  /** Runs that could read the ledgers (one per sweep of the detector, with or without parked orders). */
+  /** Runs that did not fail: one per sweep of the detector (with no parked order, the ledgers are not read). */
   runs: Schema.Number,
   /** When the latest of them ran. */
   lastRunAt: Schema.NullOr(Schema.Number),
