@@ -1,6 +1,7 @@
 /**
  * `http`: requests per second and latency of one GET of a small JSON body
- * over a kept-alive connection to a local `node:http` server on 127.0.0.1,
+ * over a kept-alive connection to a chaos server with no faults on 127.0.0.1
+ * (`@breakwater/chaos`, its ledger recording every request),
  * one request at a time, in one run, interleaved (the order rotates every
  * round):
  *
@@ -24,6 +25,7 @@
  * over the round's time, `p50Ms` and `p99Ms` percentiles of every measured
  * request.
  */
+import * as ChaosServer from "@breakwater/chaos/ChaosServer"
 import * as Client from "@breakwater/http/Client"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
@@ -34,25 +36,24 @@ import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import got from "got"
 import * as http from "node:http"
-import type { AddressInfo } from "node:net"
 import { Agent, Pool, request, RetryAgent } from "undici"
 import type { Config, Result, Suite } from "../harness.js"
 import { check, formatRatio, median, now, packageVersion, quantile, table } from "../harness.js"
 
-const body = JSON.stringify({ sku: "sku-1", available: 7, price: 1200 })
+const item = { sku: "sku-1", available: 7, price: 1200 }
+const body = JSON.stringify(item)
 
-const startServer = (): Promise<{ readonly server: http.Server; readonly url: string }> =>
-  new Promise((resolve) => {
-    const server = http.createServer((_request, response) => {
-      response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
-      response.end(body)
-    })
-    server.keepAliveTimeout = 60_000
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      resolve({ server, url: `http://127.0.0.1:${port}` })
-    })
-  })
+/** A chaos server with no faults, one route: what every contender calls. */
+const startServer = (scope: Scope.Scope) =>
+  Effect.runPromise(
+    Scope.extend(
+      Effect.map(
+        ChaosServer.make({ routes: [{ method: "GET", path: "/item", handler: () => ({ body: item }) }] }),
+        (server) => ({ url: server.url })
+      ),
+      scope
+    )
+  )
 
 type Request = () => Promise<string>
 
@@ -77,8 +78,8 @@ interface Entry {
 }
 
 const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
-  const { server, url } = await startServer()
   const scope = Effect.runSync(Scope.make())
+  const { url } = await startServer(scope)
   const retryAgent = new RetryAgent(new Agent({ connections: 1, headersTimeout: 10_000, bodyTimeout: 30_000, connect: { timeout: 3000 } }), {
     maxRetries: 2
   })
@@ -208,7 +209,6 @@ const run = async (config: Config): Promise<ReadonlyArray<Result>> => {
     await retryAgent.close()
     await bare.close()
     agent.destroy()
-    await new Promise((resolve) => server.close(resolve))
   }
 }
 
