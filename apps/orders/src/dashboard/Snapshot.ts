@@ -35,7 +35,7 @@ import {
 import * as Invariants from "../Invariants.js"
 import { Orders } from "../Orders.js"
 import { Shedding } from "../Shedding.js"
-import { StuckOrders } from "../StuckOrders.js"
+import { Reconciler } from "../Reconciler.js"
 import * as Chaos from "./Chaos.js"
 import { ClientLatency } from "./Latency.js"
 
@@ -152,10 +152,13 @@ export const DoorView = Schema.Struct({
 export const ReconciliationView = Schema.Struct({
   /** Sagas parked on an unknown outcome (`pending`), waiting for a check or an operator. */
   parked: Schema.Number,
-  /** The stuck-order detector's rechecks so far. */
-  rechecks: Schema.Number,
-  /** `null` when the reconciliation framework is not wired to a ledger in this build. */
-  discrepancies: Schema.NullOr(Schema.Number),
+  /** The stuck-order detector's reconciliation runs against the providers' ledgers so far. */
+  runs: Schema.Number,
+  /** Sagas it reconciled: a charge found in a ledger (applied), none at either provider (not applied). */
+  applied: Schema.Number,
+  notApplied: Schema.Number,
+  /** What its last run left for an operator (amount mismatches, double charges, fixes that failed). */
+  discrepancies: Schema.Number,
   note: Schema.String
 })
 
@@ -277,7 +280,7 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
           onSome: Effect.succeed
         })
         const orders = yield* Orders
-        const stuck = yield* StuckOrders
+        const reconciler = yield* Reconciler
         const outbox = yield* Outbox.Outbox
         const index = yield* SagaIndex.SagaIndex
         const latency = yield* ClientLatency
@@ -515,12 +518,16 @@ export class Dashboard extends Context.Tag("@breakwater/orders/dashboard/Dashboa
               rateLimited: 0,
               bulkheadFull: 0
             }),
-            reconciliation: {
+            reconciliation: yield* Effect.map(reconciler.report, (report) => ({
               parked,
-              rechecks: (yield* stuck.rechecks).length,
-              discrepancies: null,
-              note: "the stuck-order detector rechecks parked charges; no Reconciliation run against the providers' ledgers is wired yet"
-            },
+              runs: report.runs,
+              applied: report.reconciled.applied,
+              notApplied: report.reconciled.notApplied,
+              discrepancies: report.attention.length,
+              note: report.lastError === null
+                ? "the stuck-order detector reconciles parked charges against both providers' ledgers"
+                : `the last run could not read a ledger: ${report.lastError.message}`
+            })),
             invariants: yield* part("invariants", invariantsAt(at), { checked: 0, ok: 0, inFlight: 0, violations: [], byState: {} }),
             downstreams: yield* part("downstreams", downstreams, []),
             problems: problems.slice()

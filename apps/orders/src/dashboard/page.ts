@@ -214,8 +214,10 @@ const render = (s) => {
     ["turned away: rate limited (429)", d.rateLimited, d.rateLimited > 0 ? "warn" : ""],
     ["turned away: bulkhead full (503)", d.bulkheadFull, d.bulkheadFull > 0 ? "warn" : ""]])
   kv("reconciliation", [["sagas parked (unknown outcome)", s.reconciliation.parked, s.reconciliation.parked > 0 ? "warn" : ""],
-    ["stuck-order rechecks", s.reconciliation.rechecks],
-    ["discrepancies", s.reconciliation.discrepancies === null ? "not available" : s.reconciliation.discrepancies]])
+    ["reconciliation runs", s.reconciliation.runs],
+    ["reconciled: charged (applied)", s.reconciliation.applied],
+    ["reconciled: not charged (not applied)", s.reconciliation.notApplied],
+    ["left for an operator", s.reconciliation.discrepancies, s.reconciliation.discrepancies > 0 ? "bad" : ""]])
   $("reconciliation-note").textContent = s.reconciliation.note
   renderInvariants(s.invariants)
   renderChaos(s.downstreams)
