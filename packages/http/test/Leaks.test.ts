@@ -9,21 +9,27 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
+import * as Supervisor from "effect/Supervisor"
 
 const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length
 
 describe("Client leaves nothing behind", () => {
-  it.scopedLive("interrupted requests close their sockets once the client's scope closes", () =>
+  it.scopedLive("interrupted requests close their sockets and leave no fiber once the client's scope closes", () =>
     Effect.gen(function*() {
       const server = yield* ChaosServer.make({
         routes: [{ method: "GET", path: "/slow", handler: () => ({ body: { ok: true } }) }],
         faults: { latency: { type: "uniform", min: "5 millis", max: "40 millis" } }
       })
       const before = sockets()
+      // Every fiber the client starts (its deadline watchdog, the requests' own) is tracked while alive.
+      const tracker = yield* Supervisor.track
       const scope = yield* Scope.make()
       const client = yield* Client.make({ dependency: "leaks", baseUrl: server.url, retry: false, pool: { connections: 4 } })
-        .pipe(Scope.extend(scope))
-      const fibers = yield* Effect.forEach(Array.from({ length: 60 }, (_, i) => i), () => Effect.fork(client.get("/slow")))
+        .pipe(Scope.extend(scope), Effect.supervised(tracker))
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 60 }, (_, i) => i),
+        () => Effect.fork(client.get("/slow")).pipe(Effect.supervised(tracker))
+      )
       for (const fiber of fibers) {
         if ((yield* Random.nextIntBetween(0, 3)) === 0) {
           yield* Effect.sleep(yield* Random.nextIntBetween(0, 10))
@@ -32,7 +38,9 @@ describe("Client leaves nothing behind", () => {
       }
       yield* Effect.forEach(fibers, Fiber.await)
       expect(yield* client.pool).toEqual([{ origin: server.url, inUse: 0, queued: 0 }])
+      expect((yield* tracker.value).length).toBeGreaterThan(0) // the watchdog, until the scope closes
       yield* Scope.close(scope, Exit.void)
+      expect(yield* tracker.value).toEqual([])
       // The client's sockets are closed with its scope (Node may take a turn of the loop to drop them).
       for (let i = 0; i < 50 && sockets() > before; i++) yield* Effect.sleep("10 millis")
       expect(sockets()).toBeLessThanOrEqual(before)
